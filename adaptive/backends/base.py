@@ -1,0 +1,152 @@
+"""The Backend protocol and the plain data it exchanges with strategies.
+
+A backend turns a batch of requests (prompt, optional assistant prefix to continue, n samples) into
+completions with token counts, logprobs and per-token timestamps, and reports what each call cost.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence, Union, runtime_checkable
+
+from ..errors import InputError
+
+Message = dict  # {"role": ..., "content": ...}
+PromptLike = Union[str, Sequence[Message]]
+FINISH_REASONS = ("stop", "length", "eos", "abort")  # abort: cut by a confidence floor
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_new_tokens: int = 256
+    temperature: float = 0.7
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    top_logprobs: int = 0  # how many top-k candidate logprobs to return per token (for confidence)
+    # DeepConf online filtering: a trace whose sliding-window mean token confidence falls below
+    # `confidence_floor` is cut early (finish_reason "abort"). Needs top_logprobs > 0.
+    confidence_window: int = 16
+    confidence_floor: float | None = None
+
+    def __post_init__(self):
+        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            raise InputError(f"max_new_tokens={self.max_new_tokens!r}: must be an integer >= 1")
+        if not isinstance(self.temperature, (int, float)) or self.temperature < 0:
+            raise InputError(f"temperature={self.temperature!r}: must be >= 0")
+        if not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
+            raise InputError(f"top_p={self.top_p!r}: must be in (0, 1]")
+        if not isinstance(self.top_k, int) or self.top_k < 0:
+            raise InputError(f"top_k={self.top_k!r}: must be an integer >= 0")
+        if not isinstance(self.top_logprobs, int) or not 0 <= self.top_logprobs <= 20:
+            raise InputError(f"top_logprobs={self.top_logprobs!r}: must be an integer in [0, 20]")
+        if self.confidence_floor is not None and self.top_logprobs < 1:
+            raise InputError("confidence_floor needs top_logprobs >= 1 (token confidence uses the top-k logprobs)")
+        if not isinstance(self.confidence_window, int) or self.confidence_window < 1:
+            raise InputError(f"confidence_window={self.confidence_window!r}: must be an integer >= 1")
+        if isinstance(self.stop, str):
+            object.__setattr__(self, "stop", (self.stop,))
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            raise InputError(f"stop={self.stop!r}: stop strings must be non-empty strings")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One prompt to sample `n` times. `prefix` is assistant text to continue (step search, refinement)."""
+
+    prompt: PromptLike
+    n: int = 1
+    prefix: str = ""
+    raw: bool = False  # True: do not apply the chat template
+
+    def __post_init__(self):
+        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
+            raise InputError(f"n={self.n!r}: the number of samples must be an integer >= 1")
+        check_prompt(self.prompt)
+
+
+def check_prompt(prompt: PromptLike) -> None:
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise InputError("empty prompt: the prompt is empty or only whitespace")
+        return
+    if not isinstance(prompt, Sequence) or not prompt:
+        raise InputError(f"prompt must be a string or a non-empty list of chat messages, got {type(prompt).__name__}")
+    for i, m in enumerate(prompt):
+        if not isinstance(m, dict) or "role" not in m or "content" not in m:
+            raise InputError(f"chat message {i} must be a dict with 'role' and 'content'")
+    if not any(str(m["content"]).strip() for m in prompt):
+        raise InputError("empty prompt: every chat message is empty")
+
+
+@dataclass
+class Completion:
+    text: str
+    token_ids: list[int]
+    finish_reason: str                      # one of FINISH_REASONS
+    logprobs: list[float]                   # chosen token's logprob, one per generated token
+    top_logprobs: list[list[float]] = field(default_factory=list)  # per token, top-k candidate logprobs
+    token_times: list[float] = field(default_factory=list)         # perf_counter() when each token was ready
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.token_ids)
+
+
+@dataclass
+class PromptPass:
+    """What the prompt's forward pass produced, kept for estimators (no second forward needed)."""
+
+    n_tokens: int
+    mean_hidden: "object"   # tensor [n_layers + 1, hidden] mean over prompt tokens (float32, cpu)
+    last_hidden: "object"   # tensor [n_layers + 1, hidden] at the last prompt token
+    next_token_logprobs: "object | None" = None  # tensor [vocab] at the last prompt position
+
+
+@dataclass
+class CallUsage:
+    """What one backend call spent. Summed by strategies into a ComputeRecord."""
+
+    prompt_tokens: int = 0      # prompt tokens the call processed (each prompt counted once per call)
+    generated_tokens: int = 0   # tokens generated over all samples
+    samples: int = 0
+    forward_passes: int = 0     # model forward invocations (prefill + decode steps)
+    flops: float = 0.0
+    wall_s: float = 0.0
+    started: float = 0.0        # perf_counter() at call start
+    model_calls: int = 1
+    counted_locally: bool = False  # tokens counted with a local tokenizer (server omitted usage)
+
+
+@dataclass
+class Generation:
+    """Result of one backend call: per request, its completions; plus its prompt passes and usage."""
+
+    completions: list[list[Completion]]
+    prompt_passes: list[PromptPass | None]
+    prompt_tokens: list[int]
+    usage: CallUsage
+    # The call's usage split by request (tokens, samples, FLOPs exact; wall time and forward passes are
+    # those of the batch the request rode in), so a batched call can be charged to each request's ledger.
+    per_request: list[CallUsage] = field(default_factory=list)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    model_id: str
+    context_window: int
+
+    def generate(self, requests: Sequence[Request], params: SamplingParams, *, hidden_states: bool = False) -> Generation:
+        """Sample each request's `n` completions, batched. Raises InputError for unusable requests."""
+        ...
+
+    def prompt_pass(self, prompts: Sequence[PromptLike]) -> list[PromptPass]:
+        """Run only the prompt forward pass (for estimators used without generation)."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        ...
+
+    def capabilities(self) -> set[str]:
+        """Subset of {'logprobs', 'top_logprobs', 'hidden_states', 'timestamps', 'prefix'}."""
+        ...

@@ -1,0 +1,93 @@
+"""FakeBackend: a scripted backend for testing strategies without a model.
+
+Each sample's text comes from `script(prompt_text, prefix, index, rng)`; it is "tokenized" into
+characters so token counts, caps and stop strings behave like a real backend's. Every call is logged.
+"""
+from __future__ import annotations
+
+import random
+import time
+from typing import Callable, Sequence
+
+from ..compute import charge
+from ..errors import InputError
+from .base import CallUsage, Completion, Generation, PromptLike, PromptPass, Request, SamplingParams, check_prompt
+
+Script = Callable[[str, str, int, random.Random], str]
+
+
+def _text_of(prompt: PromptLike) -> str:
+    return prompt if isinstance(prompt, str) else "\n".join(str(m["content"]) for m in prompt)
+
+
+class FakeBackend:
+    model_id = "fake"
+
+    def __init__(self, script: Script | Sequence[str], context_window: int = 4096, logprob: float = -0.5,
+                 eos: bool = True):
+        if not callable(script):
+            answers = list(script)
+            script = lambda prompt, prefix, i, rng: answers[i % len(answers)]  # noqa: E731
+        self.script, self.context_window, self.logprob, self.eos = script, context_window, logprob, eos
+        self.calls: list[tuple[list[Request], SamplingParams]] = []
+        self.totals = CallUsage(model_calls=0)
+        self._issued: dict[tuple, int] = {}
+
+    def capabilities(self) -> set[str]:
+        return {"logprobs", "top_logprobs", "timestamps", "prefix"}
+
+    def count_tokens(self, text: str) -> int:
+        return len(text)
+
+    def prompt_pass(self, prompts: Sequence[PromptLike]) -> list[PromptPass]:
+        raise InputError("FakeBackend has no hidden states")
+
+    def generate(self, requests: Sequence[Request], params: SamplingParams, *, hidden_states: bool = False,
+                 on_token=None) -> Generation:
+        t0 = time.perf_counter()
+        self.calls.append((list(requests), params))
+        rng = random.Random(params.seed)
+        out, per = [], []
+        for r in requests:
+            check_prompt(r.prompt)
+            ptoks = len(_text_of(r.prompt)) + len(r.prefix)
+            if ptoks + params.max_new_tokens > self.context_window:
+                raise InputError(f"prompt is {ptoks} tokens; exceeds the context window {self.context_window}")
+            key = (_text_of(r.prompt), r.prefix)
+            comps = []
+            for _ in range(r.n):
+                i = self._issued.get(key, 0)
+                self._issued[key] = i + 1
+                comps.append(self._complete(self.script(key[0], r.prefix, i, rng), params))
+            out.append(comps)
+            per.append(CallUsage(prompt_tokens=ptoks, samples=r.n, generated_tokens=sum(c.n_tokens for c in comps),
+                                 forward_passes=1 + max((c.n_tokens for c in comps), default=0), started=t0))
+        usage = CallUsage(prompt_tokens=sum(u.prompt_tokens for u in per), samples=sum(u.samples for u in per),
+                          generated_tokens=sum(u.generated_tokens for u in per),
+                          forward_passes=max((u.forward_passes for u in per), default=0), started=t0)
+        usage.wall_s = time.perf_counter() - t0
+        for u in per:
+            u.wall_s = usage.wall_s
+        for f in ("prompt_tokens", "samples", "generated_tokens", "forward_passes", "wall_s", "model_calls"):
+            setattr(self.totals, f, getattr(self.totals, f) + getattr(usage, f))
+        charge(usage)
+        return Generation(out, [None] * len(requests), [u.prompt_tokens for u in per], usage, per)
+
+    def _complete(self, text: str, params: SamplingParams) -> Completion:
+        chars = list(text)
+        reason = "eos" if self.eos else "length"
+        for s in params.stop:
+            at = text.find(s)
+            if at >= 0 and at + len(s) <= params.max_new_tokens:
+                chars, reason = list(text[: at + len(s)]), "stop"
+                break
+        if len(chars) + (reason == "eos") > params.max_new_tokens:
+            chars, reason = chars[: params.max_new_tokens], "length"
+        n = len(chars) + (reason == "eos")  # the EOS token is generated (and paid for) too
+        now = time.perf_counter()
+        body = "".join(chars)
+        if reason == "stop":
+            body = body[: body.find(next(s for s in params.stop if s in body))]
+        tops = [[self.logprob, self.logprob - 1.0][: params.top_logprobs or 0] for _ in range(n)]
+        return Completion(text=body, token_ids=list(range(n)), finish_reason=reason, logprobs=[self.logprob] * n,
+                          top_logprobs=tops if params.top_logprobs else [], token_times=[now] * n)

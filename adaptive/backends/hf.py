@@ -1,0 +1,278 @@
+"""HFBackend: batched sampling on a local transformers model with our own decode loop.
+
+Why our own loop instead of `model.generate`: it prefills each prompt once and expands the KV cache
+to the N samples (generate(num_return_sequences=N) prefills N copies), drops finished rows from the
+batch, and records what the ledger needs — per-token logprobs and top-k logprobs, per-token timestamps,
+and the prompt pass's hidden states for estimators — without a second forward pass.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Sequence
+
+import torch
+
+from ..compute import charge
+from ..errors import InputError
+from ..metrics.flops import decode_flops, model_flops_spec, prefill_flops
+from .base import CallUsage, Completion, Generation, PromptLike, PromptPass, Request, SamplingParams, check_prompt
+from .sampling import next_tokens
+
+TokenCallback = Callable[[int, int, int, float], None]  # (request index, sample index, token id, time)
+
+
+class HFBackend:
+    def __init__(self, model, tokenizer, model_id: str | None = None, max_batch_rows: int = 64,
+                 compact_fraction: float = 0.25):
+        self.model, self.tokenizer = model, tokenizer
+        self.model_id = model_id or getattr(model.config, "_name_or_path", "model")
+        self.max_batch_rows = max_batch_rows
+        self.compact_fraction = compact_fraction  # compact the batch once this share of rows is dead
+        cfg = model.config
+        self.context_window = int(getattr(cfg, "max_position_embeddings", None) or tokenizer.model_max_length)
+        self.flops_spec = model_flops_spec(cfg)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.eos_ids = self._eos_ids()
+        self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
+        # Running totals over the backend's life, so tests can check strategies' ledgers against them.
+        self.totals = CallUsage(model_calls=0)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | None = None, device: str = "auto", dtype="auto", **kw):
+        from ..models import load_model
+
+        model, tok, model_id = load_model(name_or_path, device=device, dtype=dtype)
+        return cls(model, tok, model_id=model_id, **kw)
+
+    # -- helpers -------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _eos_ids(self) -> set[int]:
+        ids = set()
+        for src in (self.tokenizer.eos_token_id, getattr(self.model.generation_config, "eos_token_id", None)):
+            if isinstance(src, int):
+                ids.add(src)
+            elif isinstance(src, (list, tuple)):
+                ids.update(int(i) for i in src)
+        return ids
+
+    def capabilities(self) -> set[str]:
+        return {"logprobs", "top_logprobs", "hidden_states", "timestamps", "prefix", "next_token_logprobs"}
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def render(self, prompt: PromptLike, prefix: str = "", raw: bool = False) -> list[int]:
+        """Token ids the model sees: chat template (when present and not raw) + assistant prefix."""
+        check_prompt(prompt)
+        if not raw and self.has_chat_template:
+            msgs = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+            text = self.tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+            return self.tokenizer(text + prefix, add_special_tokens=False).input_ids
+        if not isinstance(prompt, str):
+            raise InputError("chat messages need a tokenizer with a chat template; pass a string with raw=True")
+        return self.tokenizer(prompt + prefix).input_ids
+
+    def _check_length(self, ids: list[int], max_new: int, i: int) -> None:
+        if len(ids) + max_new > self.context_window:
+            raise InputError(
+                f"prompt {i} is {len(ids)} tokens; with max_new_tokens={max_new} it exceeds the model's "
+                f"context window of {self.context_window} tokens")
+
+    # -- prompt pass ---------------------------------------------------------------------------
+    @torch.inference_mode()
+    def _prefill(self, id_lists: list[list[int]], hidden: bool):
+        """One left-padded forward over the prompts. Returns (last logits, cache, mask, pos, passes)."""
+        dev = self.device
+        width = max(len(x) for x in id_lists)
+        input_ids = torch.full((len(id_lists), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(id_lists), width), dtype=torch.long)
+        for r, ids in enumerate(id_lists):
+            input_ids[r, width - len(ids):] = torch.tensor(ids)
+            mask[r, width - len(ids):] = 1
+        input_ids, mask = input_ids.to(dev), mask.to(dev)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        # logits_to_keep=1: only the last position's logits are needed (saves a vocab x T matmul).
+        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                         output_hidden_states=hidden, logits_to_keep=1)
+        last = out.logits[:, -1, :].float()
+        passes: list[PromptPass | None] = [None] * len(id_lists)
+        if hidden:
+            hs = torch.stack(out.hidden_states, dim=1).float()  # [B, L+1, T, H]
+            m = mask[:, None, :, None].float()
+            mean = (hs * m).sum(2) / m.sum(2)
+            lp = torch.log_softmax(last, dim=-1).cpu()
+            for r, ids in enumerate(id_lists):
+                passes[r] = PromptPass(n_tokens=len(ids), mean_hidden=mean[r].cpu(),
+                                       last_hidden=hs[r, :, -1, :].cpu(), next_token_logprobs=lp[r])
+        return last, out.cache, mask, passes
+
+    def prompt_pass(self, prompts: Sequence[PromptLike], raw: bool = False) -> list[PromptPass]:
+        ids = [self.render(p, raw=raw) for p in prompts]
+        for i, x in enumerate(ids):
+            self._check_length(x, 0, i)
+        t0 = time.perf_counter()
+        _, _, _, passes = self._prefill(ids, hidden=True)
+        self._account(CallUsage(prompt_tokens=sum(map(len, ids)), forward_passes=1,
+                                flops=sum(prefill_flops(*self._spec(), len(x)) for x in ids),
+                                wall_s=time.perf_counter() - t0, started=t0))
+        return passes
+
+    def _spec(self):
+        s = self.flops_spec
+        return s.n_params_non_embedding, s.n_layers, s.d_attn
+
+    def _account(self, u: CallUsage) -> None:
+        charge(u)
+        t = self.totals
+        t.prompt_tokens += u.prompt_tokens
+        t.generated_tokens += u.generated_tokens
+        t.samples += u.samples
+        t.forward_passes += u.forward_passes
+        t.flops += u.flops
+        t.wall_s += u.wall_s
+        t.model_calls += u.model_calls
+
+    # -- generation ----------------------------------------------------------------------------
+    def generate(self, requests: Sequence[Request], params: SamplingParams, *, hidden_states: bool = False,
+                 on_token: TokenCallback | None = None) -> Generation:
+        if not requests:
+            return Generation([], [], [], CallUsage(model_calls=0))
+        t0 = time.perf_counter()
+        ids = [self.render(r.prompt, r.prefix, r.raw) for r in requests]
+        for i, x in enumerate(ids):
+            self._check_length(x, params.max_new_tokens, i)
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(params.seed if params.seed is not None else int(torch.seed() % (2**63)))
+        completions: list[list[Completion]] = [[] for _ in requests]
+        passes: list[PromptPass | None] = [None] * len(requests)
+        per: list[CallUsage] = [CallUsage(started=t0) for _ in requests]
+        n, layers, d = self._spec()
+        usage = CallUsage(started=t0)
+        for group in self._groups(requests, ids):
+            g0 = time.perf_counter()
+            g_comp, g_pass, forwards = self._run_group([ids[i] for i in group], [requests[i].n for i in group],
+                                                       params, gen, hidden_states, on_token, group)
+            g_wall = time.perf_counter() - g0
+            for k, i in enumerate(group):
+                completions[i], passes[i] = g_comp[k], g_pass[k]
+                u = per[i]
+                u.prompt_tokens, u.samples = len(ids[i]), requests[i].n
+                u.generated_tokens = sum(c.n_tokens for c in g_comp[k])
+                # A sample's first token comes from the prefill logits; each later token needs one
+                # forward of the previous token at a context one longer than before.
+                u.flops = prefill_flops(n, layers, d, len(ids[i])) + sum(
+                    decode_flops(n, layers, d, len(ids[i]), max(c.n_tokens - 1, 0)) for c in g_comp[k])
+                u.forward_passes, u.wall_s = forwards, g_wall
+            usage.forward_passes += forwards
+        for field_ in ("prompt_tokens", "samples", "generated_tokens", "flops"):
+            setattr(usage, field_, sum(getattr(u, field_) for u in per))
+        usage.wall_s = time.perf_counter() - t0
+        self._account(usage)
+        return Generation(completions, passes, [len(x) for x in ids], usage, per)
+
+    def _groups(self, requests: Sequence[Request], ids: list[list[int]]) -> list[list[int]]:
+        """Bucket requests by prompt length so that one batch holds at most max_batch_rows samples."""
+        order = sorted(range(len(requests)), key=lambda i: len(ids[i]))
+        groups, cur, rows = [], [], 0
+        for i in order:
+            n = requests[i].n
+            if cur and rows + n > self.max_batch_rows:
+                groups.append(cur)
+                cur, rows = [], 0
+            cur.append(i)
+            rows += n
+        if cur:
+            groups.append(cur)
+        return groups
+
+    @torch.inference_mode()
+    def _run_group(self, ids, ns, params: SamplingParams, gen, hidden, on_token, req_index):
+        dev = self.device
+        last, cache, mask, passes = self._prefill(ids, hidden)
+        forwards = 1
+        owner = torch.repeat_interleave(torch.arange(len(ids)), torch.tensor(ns))  # row -> prompt
+        sample_of = torch.cat([torch.arange(n) for n in ns])                      # row -> sample index
+        expand = owner.to(dev)
+        cache.batch_select_indices(expand)  # share the single prefill across the N samples
+        mask, logits = mask[expand], last[expand]
+        rows = len(owner)
+        toks: list[list[int]] = [[] for _ in range(rows)]
+        lps: list[list[float]] = [[] for _ in range(rows)]
+        tops: list[list[list[float]]] = [[] for _ in range(rows)]
+        times: list[list[float]] = [[] for _ in range(rows)]
+        finish: list[str | None] = [None] * rows
+        alive = list(range(rows))   # batch position -> row id
+        stop_texts = params.stop
+        k_top = params.top_logprobs
+        for step in range(params.max_new_tokens):
+            nxt = next_tokens(logits, params.temperature, params.top_k, params.top_p, gen)
+            logp = torch.log_softmax(logits, dim=-1)
+            chosen = logp.gather(-1, nxt[:, None]).squeeze(-1).tolist()
+            top_vals = torch.topk(logp, k_top, dim=-1).values.tolist() if k_top else None
+            nxt_list = nxt.tolist()
+            now = time.perf_counter()
+            for b, row in enumerate(alive):
+                if finish[row] is not None:
+                    continue
+                tok = nxt_list[b]
+                toks[row].append(tok)
+                lps[row].append(chosen[b])
+                times[row].append(now)
+                if top_vals is not None:
+                    tops[row].append(top_vals[b])
+                if on_token is not None:
+                    on_token(req_index[int(owner[row])], int(sample_of[row]), tok, now)
+                finish[row] = self._finished(toks[row], tops[row], params, stop_texts)
+            if step == params.max_new_tokens - 1:
+                break
+            live = [b for b, row in enumerate(alive) if finish[row] is None]
+            if not live:
+                break
+            dead = len(alive) - len(live)
+            if dead and dead >= self.compact_fraction * len(alive):
+                keep = torch.tensor(live, device=dev)
+                cache.batch_select_indices(keep)
+                mask, nxt = mask[keep], nxt[keep]
+                alive = [alive[b] for b in live]
+            mask = torch.cat([mask, torch.ones((len(alive), 1), dtype=mask.dtype, device=dev)], dim=1)
+            pos = (mask.sum(-1, keepdim=True) - 1)
+            out = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos,
+                             cache=cache, use_cache=True)
+            forwards += 1
+            cache = out.cache
+            logits = out.logits[:, -1, :].float()
+        comps: list[list[Completion]] = [[] for _ in ids]
+        for row in range(rows):
+            reason = finish[row] or "length"
+            text = self._text(toks[row], reason, stop_texts)
+            comps[int(owner[row])].append(Completion(text=text, token_ids=toks[row], finish_reason=reason,
+                                                     logprobs=lps[row], top_logprobs=tops[row],
+                                                     token_times=times[row]))
+        return comps, passes, forwards
+
+    def _finished(self, toks: list[int], tops: list[list[float]], params: SamplingParams, stop_texts) -> str | None:
+        if toks[-1] in self.eos_ids:
+            return "eos"
+        if stop_texts:
+            # Only the tail can contain a new stop string; decode a window wide enough for the longest.
+            tail = self.tokenizer.decode(toks[-(max(map(len, stop_texts)) + 8):], skip_special_tokens=True)
+            if any(s in tail for s in stop_texts):
+                return "stop"
+        if params.confidence_floor is not None and len(tops) >= params.confidence_window:
+            window = tops[-params.confidence_window:]
+            conf = sum(-sum(v) / len(v) for v in window) / len(window)
+            if conf < params.confidence_floor:
+                return "abort"
+        return None
+
+    def _text(self, toks: list[int], reason: str, stop_texts) -> str:
+        body = toks[:-1] if reason == "eos" else toks
+        text = self.tokenizer.decode(body, skip_special_tokens=True)
+        if reason == "stop":
+            cut = min((text.find(s) for s in stop_texts if s in text), default=-1)
+            if cut >= 0:
+                text = text[:cut]
+        return text

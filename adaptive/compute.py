@@ -1,0 +1,126 @@
+"""ComputeRecord: what one request spent, and the ledger that builds it from backend calls."""
+from __future__ import annotations
+
+import contextlib
+import time
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass, field
+
+from .backends.base import CallUsage
+from .metrics import latency
+
+
+@dataclass(frozen=True)
+class LatencyTargets:
+    """Per-request SLO for the fluidity-index (Etalon): TTFT target D_p and TBT target D_d, seconds."""
+
+    ttft_s: float = 1.0
+    tbt_s: float = 0.1
+
+
+@dataclass
+class ComputeRecord:
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    samples: int = 0
+    model_calls: int = 0
+    forward_passes: int = 0
+    flops: float = 0.0
+    wall_s: float = 0.0
+    model_s: float = 0.0          # time inside backend calls
+    control_s: float = 0.0        # estimator, policy, voting, stopping: wall time outside the backend
+    ttft_s: float | None = None
+    tbt_p50_s: float | None = None
+    tbt_p99_s: float | None = None
+    tbt_max_s: float | None = None
+    tpot_s: float | None = None
+    normalized_latency_s: float | None = None
+    fluidity: float | None = None
+    fluidity_missed: int | None = None
+    fluidity_deadlines: int | None = None
+    delivered_tokens: int = 0
+    tokens_counted_locally: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_active: ContextVar["Ledger | None"] = ContextVar("adaptive_ledger", default=None)
+
+
+def charge(usage: CallUsage) -> None:
+    """Backends call this for every call they make; it lands in the request's active ledger, so
+    verifier and estimator calls are charged to the request as well as the strategy's own."""
+    ledger = _active.get()
+    if ledger is not None:
+        ledger.add(usage)
+
+
+@contextlib.contextmanager
+def detached():
+    """No ledger active: for calls whose usage the caller charges itself (shared batched calls)."""
+    token = _active.set(None)
+    try:
+        yield
+    finally:
+        _active.reset(token)
+
+
+@dataclass
+class Ledger:
+    """Accumulates backend usage for one request; `close` turns it into a ComputeRecord."""
+
+    arrival: float = field(default_factory=time.perf_counter)
+    calls: list[CallUsage] = field(default_factory=list)
+
+    def add(self, usage: CallUsage) -> None:
+        self.calls.append(usage)
+
+    @contextlib.contextmanager
+    def activate(self):
+        token = _active.set(self)
+        try:
+            yield self
+        finally:
+            _active.reset(token)
+
+    @property
+    def generated_tokens(self) -> int:
+        return sum(c.generated_tokens for c in self.calls)
+
+    @property
+    def samples(self) -> int:
+        return sum(c.samples for c in self.calls)
+
+    def close(self, delivery_times: list[float] | None = None,
+              targets: LatencyTargets = LatencyTargets(), finished: float | None = None) -> ComputeRecord:
+        end = time.perf_counter() if finished is None else finished
+        rec = ComputeRecord(
+            prompt_tokens=sum(c.prompt_tokens for c in self.calls),
+            generated_tokens=self.generated_tokens,
+            samples=self.samples,
+            model_calls=sum(c.model_calls for c in self.calls),
+            forward_passes=sum(c.forward_passes for c in self.calls),
+            flops=sum(c.flops for c in self.calls),
+            wall_s=end - self.arrival,
+            model_s=sum(c.wall_s for c in self.calls),
+            tokens_counted_locally=any(c.counted_locally for c in self.calls),
+        )
+        rec.control_s = max(rec.wall_s - rec.model_s, 0.0)
+        if delivery_times:
+            fill_latency(rec, self.arrival, delivery_times, targets)
+        return rec
+
+
+def fill_latency(rec: ComputeRecord, arrival: float, times: list[float], targets: LatencyTargets) -> None:
+    """Latency metrics of the stream the user receives (the delivered answer's tokens)."""
+    rec.delivered_tokens = len(times)
+    rec.ttft_s = latency.ttft(arrival, times)
+    gaps = latency.tbt(times)
+    if gaps:
+        pct = latency.tbt_percentiles(times)
+        rec.tbt_p50_s, rec.tbt_p99_s, rec.tbt_max_s = pct["p50"], pct["p99"], pct["max"]
+    rec.tpot_s = latency.tpot(arrival, times)
+    rec.normalized_latency_s = latency.normalized_latency(arrival, times)
+    fl = latency.fluidity_index(latency.inter_token_times(arrival, times), targets.ttft_s, targets.tbt_s)
+    rec.fluidity, rec.fluidity_missed, rec.fluidity_deadlines = fl.fluidity, fl.missed, fl.total
