@@ -1,0 +1,15 @@
+"""`fixed`: never stops early; the strategy draws until its sample cap or token budget."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..registries import stopping_rules
+from .base import SampleView
+
+
+@stopping_rules.register("fixed")
+class FixedRule:
+    name = "fixed"
+
+    def should_stop(self, samples: Sequence[SampleView]) -> bool:
+        return False
