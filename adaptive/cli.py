@@ -1,0 +1,120 @@
+"""The `adaptive` command line. Every user error prints one line and exits non-zero; no tracebacks
+unless ADAPTIVE_DEBUG=1."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .errors import AdaptiveError
+
+
+def _quiet_transformers() -> None:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def summary_line(result) -> str:
+    c = result.compute
+    parts = [f"samples {c.samples}", f"tokens {c.prompt_tokens} in / {c.generated_tokens} out",
+             f"calls {c.model_calls}", f"{c.flops / 1e9:.1f} GFLOP", f"wall {c.wall_s:.2f}s"]
+    if c.ttft_s is not None:
+        parts.append(f"TTFT {c.ttft_s:.2f}s")
+    if c.tpot_s is not None:
+        parts.append(f"TPOT {c.tpot_s * 1000:.0f}ms")
+    if c.fluidity is not None:
+        parts.append(f"fluidity {c.fluidity:.2f}")
+    parts.append(f"stop: {result.stop_reason}")
+    return " | ".join(parts)
+
+
+def cmd_generate(args) -> int:
+    from .generator import AdaptiveGenerator
+    from .plan import Plan
+
+    plan = Plan(strategy=args.strategy, max_samples=args.samples, wave_size=args.wave, stopping=args.stopping,
+                max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,
+                verifier=args.verifier, aggregation=args.aggregation, refine_steps=args.refine_steps,
+                search_width=args.width, search_beams=args.beams, search_depth=args.depth,
+                extractor=args.extractor)
+    gen = AdaptiveGenerator.from_pretrained(args.model, policy=plan, device=args.device)
+    result = gen.generate(args.prompt)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        print(result.text.strip())
+        print(f"\nanswer: {result.answer}")
+        print(summary_line(result))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="adaptive", description="Adaptive inference-time compute controller.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    g = sub.add_parser("generate", help="answer one prompt and print the answer with its compute summary")
+    g.add_argument("prompt")
+    g.add_argument("--model", default=None, help="hub id or local path (default: the embedded SmolLM2-135M)")
+    g.add_argument("--device", default="auto")
+    g.add_argument("--samples", type=int, default=4, help="sample cap (default 4)")
+    g.add_argument("--wave", type=int, default=0, help="samples per wave (0 = all at once)")
+    g.add_argument("--strategy", default="self_consistency")
+    g.add_argument("--stopping", default="fixed", help="stopping rule between waves (e.g. beta, esc)")
+    g.add_argument("--verifier", default=None)
+    g.add_argument("--aggregation", default="majority")
+    g.add_argument("--refine-steps", type=int, default=0)
+    g.add_argument("--width", type=int, default=4, help="beam search: candidates per beam")
+    g.add_argument("--beams", type=int, default=2, help="beam search: beams kept")
+    g.add_argument("--depth", type=int, default=8, help="beam search: max steps")
+    g.add_argument("--extractor", default="auto")
+    g.add_argument("--max-new-tokens", type=int, default=128)
+    g.add_argument("--temperature", type=float, default=0.7)
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--json", action="store_true", help="print the full Result as JSON")
+    g.set_defaults(func=cmd_generate)
+
+    b = sub.add_parser("bench", help="measure load time, tokens/s and batching ratios on this machine")
+    b.add_argument("--config", default=None, help="YAML bench config (configs/bench/*.yaml)")
+    b.add_argument("--model", default=None)
+    b.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    b.add_argument("--out", default="runs/bench")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        _quiet_transformers()
+        return args.func(args)
+    except AdaptiveError as e:
+        print(f"adaptive: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("adaptive: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # an internal bug: still one line, with a way to see the traceback
+        if os.environ.get("ADAPTIVE_DEBUG"):
+            raise
+        print(f"adaptive: internal error: {type(e).__name__}: {e} (set ADAPTIVE_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

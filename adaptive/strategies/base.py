@@ -1,0 +1,123 @@
+"""What every strategy shares: its inputs, the vote, token-budget arithmetic and the Result builder."""
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from ..backends.base import Backend, Completion, PromptLike, Request, SamplingParams
+from ..compute import LatencyTargets, Ledger, detached
+from ..plan import Plan
+from ..result import Difficulty, Result, SampleRecord
+
+Extract = Callable[[str], "str | None"]
+
+
+@dataclass
+class Task:
+    """One prompt as a strategy sees it."""
+
+    prompt: PromptLike
+    extract: Extract
+    raw: bool = False
+    difficulty: Difficulty | None = None
+    ledger: Ledger = field(default_factory=Ledger)
+    targets: LatencyTargets = field(default_factory=LatencyTargets)
+    first_samples: list[Completion] = field(default_factory=list)  # already drawn (e.g. by sample_probe)
+    stop: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def sampling_params(plan: Plan, max_new_tokens: int | None = None, seed_offset: int = 0, **kw) -> SamplingParams:
+    seed = None if plan.seed is None else plan.seed + seed_offset
+    return SamplingParams(max_new_tokens=max_new_tokens or plan.max_new_tokens, temperature=plan.temperature,
+                          top_p=plan.top_p, top_k=plan.top_k, seed=seed, **kw)
+
+
+def tokens_left(plan: Plan, ledger: Ledger) -> float:
+    return math.inf if plan.max_total_tokens is None else plan.max_total_tokens - ledger.generated_tokens
+
+
+def fit_wave(plan: Plan, ledger: Ledger, want: int) -> tuple[int, int]:
+    """(samples, max_new_tokens) for the next call such that samples*max_new never passes the token cap.
+
+    A hard cap: the worst case (every sample runs to its limit) must fit in what is left.
+    """
+    left = tokens_left(plan, ledger)
+    n, max_new = want, plan.max_new_tokens
+    if left == math.inf or n * max_new <= left:
+        return n, max_new
+    n = max(1, min(n, int(left // max_new)))
+    return n, int(min(max_new, left // n))
+
+
+def call(backend: Backend, task: Task, n: int, params: SamplingParams, prefix: str = "",
+         prompt: PromptLike | None = None, **kw):
+    """One backend call for this task, charged to its ledger."""
+    with detached():
+        gen = backend.generate([Request(prompt if prompt is not None else task.prompt, n=n, prefix=prefix,
+                                        raw=task.raw)], params, **kw)
+    task.ledger.add(gen.usage)
+    return gen
+
+
+def score(task: Task, verifier, completions: Sequence[Completion]) -> list[float]:
+    """Verifier scores; any model calls the verifier makes are charged to this task."""
+    if not completions:
+        return []
+    with task.ledger.activate():
+        return verifier.score(task.prompt, completions)
+
+
+def mean_logprob(c: Completion) -> float | None:
+    return sum(c.logprobs) / len(c.logprobs) if c.logprobs else None
+
+
+def vote(answers: Sequence[str | None], weights: Sequence[float] | None = None) -> tuple[str | None, dict]:
+    """Winner of a (weighted) vote. None ("no answer") never beats a real answer.
+
+    Ties break by the larger count, then the earliest first appearance, so results are deterministic.
+    """
+    w = weights if weights is not None else [1.0] * len(answers)
+    totals: dict[str, float] = defaultdict(float)
+    counts = Counter(a for a in answers if a is not None)
+    first: dict[str, int] = {}
+    for i, (a, wt) in enumerate(zip(answers, w)):
+        if a is None:
+            continue
+        totals[a] += wt
+        first.setdefault(a, i)
+    if not totals:
+        return None, {}
+    winner = max(totals, key=lambda a: (totals[a], counts[a], -first[a]))
+    return winner, dict(totals)
+
+
+def run_strategy(task: Task, plan: Plan, backend: Backend, verifier=None) -> Result:
+    """Run the plan's strategy on one task."""
+    from ..registries import strategies
+
+    return strategies.get(plan.strategy)(task, plan, backend, verifier)
+
+
+def sample_record(c: Completion, answer: str | None, score: float | None = None, kept: bool = True) -> SampleRecord:
+    return SampleRecord(text=c.text, answer=answer, tokens=c.n_tokens, finish_reason=c.finish_reason,
+                        mean_logprob=mean_logprob(c), score=score, kept=kept)
+
+
+def finish(task: Task, plan: Plan, chosen: Completion | None, answer: str | None, samples: list[SampleRecord],
+           stop_reason: str, votes: dict | None = None, streamed: bool = False, text: str | None = None,
+           **extra) -> Result:
+    """Build the Result. The delivered stream is the chosen completion's tokens; unless they were
+    streamed as generated (one sample, no decision after it), each is delivered no earlier than the
+    moment the strategy decided."""
+    decided = time.perf_counter()
+    times = []
+    if chosen is not None and chosen.token_times:
+        times = list(chosen.token_times) if streamed else [max(t, decided) for t in chosen.token_times]
+    record = task.ledger.close(times, task.targets, finished=decided)
+    return Result(text=text if text is not None else (chosen.text if chosen else ""), answer=answer,
+                  samples=samples, plan=plan, stop_reason=stop_reason, compute=record,
+                  difficulty=task.difficulty, votes=votes or {}, extra=extra)
