@@ -56,8 +56,6 @@ class Plan:
             raise PlanError("aggregation", self.aggregation, f"must be one of {', '.join(AGGREGATIONS)}")
         if self.aggregation in ("weighted", "best") and not self.verifier:
             raise PlanError("verifier", self.verifier, f"aggregation={self.aggregation!r} needs a verifier")
-        if self.search_beams > self.search_width * self.search_beams:
-            raise PlanError("search_beams", self.search_beams, "cannot exceed the candidates per depth")
         if not isinstance(self.step_delimiter, str) or not self.step_delimiter:
             raise PlanError("step_delimiter", self.step_delimiter, "must be a non-empty string")
         for name in ("stopping_params", "verifier_params"):
@@ -93,6 +91,13 @@ class Plan:
             val = getattr(self, fname)
             if val not in reg and not (fname == "extractor" and val == "auto"):
                 raise PlanError(fname, val, f"unknown name; known: {', '.join(reg.names())}")
+        from .errors import ConfigError
+        from .stopping import make_rule
+
+        try:  # a typo'd stopping parameter is a plan error, caught before anything is spent
+            make_rule(self.stopping, self.stopping_params)
+        except ConfigError as e:
+            raise PlanError("stopping_params", self.stopping_params, str(e)) from None
         if self.verifier is not None and self.verifier not in verifiers:
             raise PlanError("verifier", self.verifier, f"unknown name; known: {', '.join(verifiers.names())}")
 

@@ -288,15 +288,15 @@ def trace(answer, conf, weight=1.0):
 def test_confidence_threshold_is_percentile_of_warmup_lowest_groups():
     warm = [trace("A", 1), trace("B", 2), trace("A", 3), trace("A", 4)]
     # keep top 10%: 90th percentile of [1, 2, 3, 4]; position 0.9 * 3 = 2.7 -> 3 + 0.7 * (4 - 3) = 3.7
-    assert make_rule("confidence", {}).threshold(warm) == pytest.approx(3.7)
+    assert make_rule("confidence", {}).calibrate(warm) == pytest.approx(3.7)
     # keep top 50%: median 2.5
-    assert make_rule("confidence", {"percentile": 50}).threshold(warm) == pytest.approx(2.5)
+    assert make_rule("confidence", {"percentile": 50}).calibrate(warm) == pytest.approx(2.5)
     # keep top 90%: 10th percentile; position 0.3 -> 1 + 0.3 * (2 - 1) = 1.3
-    assert make_rule("confidence", {"percentile": 90}).threshold(warm) == pytest.approx(1.3)
+    assert make_rule("confidence", {"percentile": 90}).calibrate(warm) == pytest.approx(1.3)
     # only the first `warmup` traces calibrate
-    assert make_rule("confidence", {}).threshold(warm + [trace("A", 100)]) == pytest.approx(3.7)
-    assert make_rule("confidence", {}).threshold(warm[:3]) is None
-    assert make_rule("confidence", {}).threshold(views(*"AAAA")) is None  # no token confidences
+    assert make_rule("confidence", {}).calibrate(warm + [trace("A", 100)]) == pytest.approx(3.7)
+    assert make_rule("confidence", {}).calibrate(warm[:3]) is None
+    assert make_rule("confidence", {}).calibrate(views(*"AAAA")) is None  # no token confidences
 
 
 def test_confidence_keep_uses_lowest_group():
@@ -353,7 +353,7 @@ def test_confidence_waits_for_warmup_and_ignores_none():
     # the only confident traces are None: the kept real vote is A(4) alone
     mixed = [trace(None, 9), trace(None, 9), trace("A", 1), trace("A", 4)]
     # s = 90th pct of [9, 9, 1, 4] = sorted [1, 4, 9, 9] at 2.7 -> 9: nothing real kept
-    assert rule.threshold(mixed) == pytest.approx(9.0)
+    assert rule.calibrate(mixed) == pytest.approx(9.0)
     assert not rule.should_stop(mixed)
 
 

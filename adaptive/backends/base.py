@@ -87,6 +87,7 @@ class Completion:
     logprobs: list[float]                   # chosen token's logprob, one per generated token
     top_logprobs: list[list[float]] = field(default_factory=list)  # per token, top-k candidate logprobs
     token_times: list[float] = field(default_factory=list)         # perf_counter() when each token was ready
+    stop_string: str | None = None  # which stop string ended it, when finish_reason == "stop"
 
     @property
     def n_tokens(self) -> int:

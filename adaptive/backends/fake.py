@@ -75,19 +75,19 @@ class FakeBackend:
 
     def _complete(self, text: str, params: SamplingParams) -> Completion:
         chars = list(text)
-        reason = "eos" if self.eos else "length"
-        for s in params.stop:
-            at = text.find(s)
-            if at >= 0 and at + len(s) <= params.max_new_tokens:
-                chars, reason = list(text[: at + len(s)]), "stop"
-                break
+        reason, matched = ("eos" if self.eos else "length"), None
+        hits = sorted((text.find(s), s) for s in params.stop if s in text)
+        if hits and hits[0][0] + len(hits[0][1]) <= params.max_new_tokens:
+            at, matched = hits[0]  # the earliest stop string ends generation, as on a real backend
+            chars, reason = list(text[: at + len(matched)]), "stop"
         if len(chars) + (reason == "eos") > params.max_new_tokens:
-            chars, reason = chars[: params.max_new_tokens], "length"
+            chars, reason, matched = chars[: params.max_new_tokens], "length", None
         n = len(chars) + (reason == "eos")  # the EOS token is generated (and paid for) too
         now = time.perf_counter()
         body = "".join(chars)
         if reason == "stop":
-            body = body[: body.find(next(s for s in params.stop if s in body))]
+            body = body[: len(body) - len(matched)]
         tops = [[self.logprob, self.logprob - 1.0][: params.top_logprobs or 0] for _ in range(n)]
         return Completion(text=body, token_ids=list(range(n)), finish_reason=reason, logprobs=[self.logprob] * n,
-                          top_logprobs=tops if params.top_logprobs else [], token_times=[now] * n)
+                          top_logprobs=tops if params.top_logprobs else [], token_times=[now] * n,
+                          stop_string=matched)

@@ -247,10 +247,10 @@ class HFBackend:
         comps: list[list[Completion]] = [[] for _ in ids]
         for row in range(rows):
             reason = finish[row] or "length"
-            text = self._text(toks[row], reason, stop_texts)
+            text, matched = self._text(toks[row], reason, stop_texts)
             comps[int(owner[row])].append(Completion(text=text, token_ids=toks[row], finish_reason=reason,
                                                      logprobs=lps[row], top_logprobs=tops[row],
-                                                     token_times=times[row]))
+                                                     token_times=times[row], stop_string=matched))
         return comps, passes, forwards
 
     def _finished(self, toks: list[int], tops: list[list[float]], params: SamplingParams, stop_texts) -> str | None:
@@ -268,11 +268,13 @@ class HFBackend:
                 return "abort"
         return None
 
-    def _text(self, toks: list[int], reason: str, stop_texts) -> str:
+    def _text(self, toks: list[int], reason: str, stop_texts) -> tuple[str, str | None]:
+        """Decoded text, cut before the earliest stop string (which is returned too)."""
         body = toks[:-1] if reason == "eos" else toks
         text = self.tokenizer.decode(body, skip_special_tokens=True)
         if reason == "stop":
-            cut = min((text.find(s) for s in stop_texts if s in text), default=-1)
-            if cut >= 0:
-                text = text[:cut]
-        return text
+            hits = [(text.find(s), s) for s in stop_texts if s in text]
+            if hits:
+                at, s = min(hits)
+                return text[:at], s
+        return text, None

@@ -51,7 +51,7 @@ class ConfidenceRule:
             return None
         return lowest_group_confidence(sample.token_confidences, self.window)
 
-    def threshold(self, samples: Sequence[SampleView]) -> float | None:
+    def calibrate(self, samples: Sequence[SampleView]) -> float | None:
         """The bar s calibrated on the first `warmup` traces; None before warmup or without confidences."""
         if len(samples) < self.warmup:
             return None
@@ -74,7 +74,7 @@ class ConfidenceRule:
 
     def consensus_share(self, samples: Sequence[SampleView]) -> tuple[float, int]:
         """(leading answer's weighted share among kept real answers, number of such votes)."""
-        s = self.threshold(samples)
+        s = self.calibrate(samples)
         votes: dict = {}
         n = 0
         for sample in samples:

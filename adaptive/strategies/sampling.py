@@ -60,8 +60,8 @@ class _State:
         if self.comps and self.rule.should_stop(views):
             self.stop_reason = f"stopping:{plan.stopping}"
             return None
-        if hasattr(self.rule, "threshold") and self.floor is None:
-            self.floor = self.rule.threshold(views)  # DeepConf: calibrated once the warmup traces exist
+        if hasattr(self.rule, "calibrate") and self.floor is None:
+            self.floor = self.rule.calibrate(views)  # DeepConf: calibrated once the warmup traces exist
         if tokens_left(plan, self.task.ledger) < 1:
             self.stop_reason = "token_budget"
             return None

@@ -36,7 +36,8 @@ class Beam:
                           logprobs=self.logprobs, top_logprobs=self.top_logprobs, token_times=self.token_times)
 
     def extend(self, c: Completion, delim: str) -> "Beam":
-        step_done = c.finish_reason == "stop"
+        # Only the step delimiter continues the beam; EOS, length or a task stop string ends it.
+        step_done = c.finish_reason == "stop" and c.stop_string == delim
         return Beam(text=self.text + c.text + (delim if step_done else ""), token_ids=self.token_ids + c.token_ids,
                     logprobs=self.logprobs + c.logprobs, top_logprobs=self.top_logprobs + c.top_logprobs,
                     token_times=self.token_times + c.token_times, steps=self.steps + 1,
