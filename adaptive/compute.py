@@ -21,6 +21,7 @@ class LatencyTargets:
 @dataclass
 class ComputeRecord:
     prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0  # prompt tokens served from reused KV (not recomputed)
     generated_tokens: int = 0
     samples: int = 0
     model_calls: int = 0
@@ -97,6 +98,7 @@ class Ledger:
         end = time.perf_counter() if finished is None else finished
         rec = ComputeRecord(
             prompt_tokens=sum(c.prompt_tokens for c in self.calls),
+            cached_prompt_tokens=sum(c.cached_prompt_tokens for c in self.calls),
             generated_tokens=self.generated_tokens,
             samples=self.samples,
             model_calls=sum(c.model_calls for c in self.calls),

@@ -105,3 +105,24 @@ def test_unknown_device_is_a_clear_error():
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_prefix_reuse_changes_nothing_but_cost(hf_backend):
+    """Later waves and continuations reuse the prompt's KV; greedy outputs equal the uncached path."""
+    from adaptive.backends.hf import HFBackend
+
+    plain = HFBackend(hf_backend.model, hf_backend.tokenizer, prefix_cache_tokens=0)
+    prompt = "List three facts about the moon, one sentence each."
+    p = SamplingParams(max_new_tokens=16, temperature=0, stop=(".",))
+    first = hf_backend.generate([Request(prompt, n=2)], p)
+    again = hf_backend.generate([Request(prompt, n=2)], p)
+    assert again.usage.cached_prompt_tokens == again.usage.prompt_tokens - 1
+    assert again.usage.flops < first.usage.flops
+    ref = plain.generate([Request(prompt, n=2)], p)
+    assert [c.token_ids for c in again.completions[0]] == [c.token_ids for c in ref.completions[0]]
+    step = first.completions[0][0]
+    assert step.finish_reason == "stop"
+    cont = hf_backend.generate([Request(prompt, prefix=step.text + ".")], p)
+    ref_cont = plain.generate([Request(prompt, prefix=step.text + ".")], p)
+    assert cont.usage.cached_prompt_tokens > first.prompt_tokens[0]  # the generated step was reused too
+    assert cont.completions[0][0].token_ids == ref_cont.completions[0][0].token_ids

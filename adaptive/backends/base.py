@@ -108,7 +108,8 @@ class PromptPass:
 class CallUsage:
     """What one backend call spent. Summed by strategies into a ComputeRecord."""
 
-    prompt_tokens: int = 0      # prompt tokens the call processed (each prompt counted once per call)
+    prompt_tokens: int = 0      # prompt tokens of the call's requests (each prompt counted once per call)
+    cached_prompt_tokens: int = 0  # of those, tokens whose KV was reused instead of recomputed
     generated_tokens: int = 0   # tokens generated over all samples
     samples: int = 0
     forward_passes: int = 0     # model forward invocations (prefill + decode steps)

@@ -16,14 +16,24 @@ from ..compute import charge
 from ..errors import InputError
 from ..metrics.flops import decode_flops, model_flops_spec, prefill_flops
 from .base import CallUsage, Completion, Generation, PromptLike, PromptPass, Request, SamplingParams, check_prompt
+from .prefix_cache import PrefixCache
 from .sampling import next_tokens
 
 TokenCallback = Callable[[int, int, int, float], None]  # (request index, sample index, token id, time)
 
 
+def _plain_kv(model) -> bool:
+    """Prefix reuse slices K/V per position: only valid for full-attention layers with a plain cache."""
+    cfg = model.config
+    if getattr(cfg, "sliding_window", None) or getattr(cfg, "layer_types", None) and any(
+            t != "full_attention" for t in cfg.layer_types):
+        return False
+    return getattr(cfg, "model_type", "") not in ("mamba", "mamba2", "falcon_mamba", "rwkv", "jamba", "zamba")
+
+
 class HFBackend:
     def __init__(self, model, tokenizer, model_id: str | None = None, max_batch_rows: int = 64,
-                 compact_fraction: float = 0.25):
+                 compact_fraction: float = 0.25, prefix_cache_tokens: int = 32768):
         self.model, self.tokenizer = model, tokenizer
         self.model_id = model_id or getattr(model.config, "_name_or_path", "model")
         self.max_batch_rows = max_batch_rows
@@ -34,6 +44,8 @@ class HFBackend:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.eos_ids = self._eos_ids()
         self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
+        # Reuse prompt KV across waves/steps; off (0) for caches that are not plain per-layer K/V.
+        self.prefix_cache = PrefixCache(prefix_cache_tokens) if prefix_cache_tokens and _plain_kv(model) else None
         # Running totals over the backend's life, so tests can check strategies' ledgers against them.
         self.totals = CallUsage(model_calls=0)
 
@@ -84,37 +96,71 @@ class HFBackend:
     # -- prompt pass ---------------------------------------------------------------------------
     @torch.inference_mode()
     def _prefill(self, id_lists: list[list[int]], hidden: bool):
-        """One left-padded forward over the prompts. Returns (last logits, cache, mask, pos, passes)."""
+        """One forward over the prompts' uncached suffixes, left-padded, after their cached prefixes.
+
+        Returns (last logits [B, vocab], cache, attention mask, prompt passes, reused token counts).
+        The mask may hold holes (padding between a cached prefix and its suffix); positions come from
+        the mask's running count, so every real token keeps its true position.
+        """
         dev = self.device
-        width = max(len(x) for x in id_lists)
-        input_ids = torch.full((len(id_lists), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(id_lists), width), dtype=torch.long)
-        for r, ids in enumerate(id_lists):
-            input_ids[r, width - len(ids):] = torch.tensor(ids)
-            mask[r, width - len(ids):] = 1
+        use_cache = self.prefix_cache is not None and not hidden  # hidden states need the full pass
+        hits = [self.prefix_cache.lookup(tuple(x)) if use_cache else (None, 0) for x in id_lists]
+        wc = max(n for _, n in hits)
+        ws = max(len(x) - n for x, (_, n) in zip(id_lists, hits))
+        B = len(id_lists)
+        input_ids = torch.full((B, ws), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((B, wc + ws), dtype=torch.long)
+        for r, (ids, (_, n)) in enumerate(zip(id_lists, hits)):
+            suffix = ids[n:]
+            input_ids[r, ws - len(suffix):] = torch.tensor(suffix)
+            mask[r, wc - n:wc] = 1
+            mask[r, wc + ws - len(suffix):] = 1
         input_ids, mask = input_ids.to(dev), mask.to(dev)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, wc:]
+        cache = self._past(hits, wc) if wc else None
         # logits_to_keep=1: only the last position's logits are needed (saves a vocab x T matmul).
-        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=True,
+        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
                          output_hidden_states=hidden, logits_to_keep=1)
         last = out.logits[:, -1, :].float()
-        passes: list[PromptPass | None] = [None] * len(id_lists)
+        if self.prefix_cache is not None:
+            for r, ids in enumerate(id_lists):
+                keep = mask[r].nonzero().squeeze(-1)
+                self.prefix_cache.store(tuple(ids), [(layer.keys[r, :, keep], layer.values[r, :, keep])
+                                                     for layer in out.cache.layers])
+        passes: list[PromptPass | None] = [None] * B
         if hidden:
             hs = torch.stack(out.hidden_states, dim=1).float()  # [B, L+1, T, H]
-            m = mask[:, None, :, None].float()
+            m = mask[:, None, wc:, None].float()
             mean = (hs * m).sum(2) / m.sum(2)
             lp = torch.log_softmax(last, dim=-1).cpu()
             for r, ids in enumerate(id_lists):
                 passes[r] = PromptPass(n_tokens=len(ids), mean_hidden=mean[r].cpu(),
                                        last_hidden=hs[r, :, -1, :].cpu(), next_token_logprobs=lp[r])
-        return last, out.cache, mask, passes
+        return last, out.cache, mask, passes, [n for _, n in hits]
+
+    def _past(self, hits, wc: int):
+        """A cache holding each row's reused prefix, right-aligned to width wc (zeros where masked)."""
+        from transformers import DynamicCache
+
+        ref = next(kv for kv, n in hits if n)
+        cache = DynamicCache(config=self.model.config)
+        for layer, (k0, v0) in enumerate(ref):
+            heads, _, hd = k0.shape
+            keys = k0.new_zeros((len(hits), heads, wc, hd))
+            values = v0.new_zeros((len(hits), heads, wc, hd))
+            for r, (kv, n) in enumerate(hits):
+                if n:
+                    keys[r, :, wc - n:] = kv[layer][0][:, :n]
+                    values[r, :, wc - n:] = kv[layer][1][:, :n]
+            cache.update(keys, values, layer)
+        return cache
 
     def prompt_pass(self, prompts: Sequence[PromptLike], raw: bool = False) -> list[PromptPass]:
         ids = [self.render(p, raw=raw) for p in prompts]
         for i, x in enumerate(ids):
             self._check_length(x, 0, i)
         t0 = time.perf_counter()
-        _, _, _, passes = self._prefill(ids, hidden=True)
+        passes = self._prefill(ids, hidden=True)[3]
         self._account(CallUsage(prompt_tokens=sum(map(len, ids)), forward_passes=1,
                                 flops=sum(prefill_flops(*self._spec(), len(x)) for x in ids),
                                 wall_s=time.perf_counter() - t0, started=t0))
@@ -128,6 +174,7 @@ class HFBackend:
         charge(u)
         t = self.totals
         t.prompt_tokens += u.prompt_tokens
+        t.cached_prompt_tokens += u.cached_prompt_tokens
         t.generated_tokens += u.generated_tokens
         t.samples += u.samples
         t.forward_passes += u.forward_passes
@@ -153,21 +200,22 @@ class HFBackend:
         usage = CallUsage(started=t0)
         for group in self._groups(requests, ids):
             g0 = time.perf_counter()
-            g_comp, g_pass, forwards = self._run_group([ids[i] for i in group], [requests[i].n for i in group],
+            g_comp, g_pass, forwards, reused = self._run_group([ids[i] for i in group], [requests[i].n for i in group],
                                                        params, gen, hidden_states, on_token, group)
             g_wall = time.perf_counter() - g0
             for k, i in enumerate(group):
                 completions[i], passes[i] = g_comp[k], g_pass[k]
                 u = per[i]
                 u.prompt_tokens, u.samples = len(ids[i]), requests[i].n
+                u.cached_prompt_tokens = reused[k]
                 u.generated_tokens = sum(c.n_tokens for c in g_comp[k])
                 # A sample's first token comes from the prefill logits; each later token needs one
                 # forward of the previous token at a context one longer than before.
-                u.flops = prefill_flops(n, layers, d, len(ids[i])) + sum(
+                u.flops = prefill_flops(n, layers, d, len(ids[i]) - reused[k], past_len=reused[k]) + sum(
                     decode_flops(n, layers, d, len(ids[i]), max(c.n_tokens - 1, 0)) for c in g_comp[k])
                 u.forward_passes, u.wall_s = forwards, g_wall
             usage.forward_passes += forwards
-        for field_ in ("prompt_tokens", "samples", "generated_tokens", "flops"):
+        for field_ in ("prompt_tokens", "cached_prompt_tokens", "samples", "generated_tokens", "flops"):
             setattr(usage, field_, sum(getattr(u, field_) for u in per))
         usage.wall_s = time.perf_counter() - t0
         self._account(usage)
@@ -191,7 +239,7 @@ class HFBackend:
     @torch.inference_mode()
     def _run_group(self, ids, ns, params: SamplingParams, gen, hidden, on_token, req_index):
         dev = self.device
-        last, cache, mask, passes = self._prefill(ids, hidden)
+        last, cache, mask, passes, reused = self._prefill(ids, hidden)
         forwards = 1
         owner = torch.repeat_interleave(torch.arange(len(ids)), torch.tensor(ns))  # row -> prompt
         sample_of = torch.cat([torch.arange(n) for n in ns])                      # row -> sample index
@@ -233,6 +281,8 @@ class HFBackend:
                 break
             dead = len(alive) - len(live)
             if dead and dead >= self.compact_fraction * len(alive):
+                self._store_rows(cache, mask, [(b, r) for b, r in enumerate(alive) if finish[r]], ids, owner, toks,
+                                 finish)
                 keep = torch.tensor(live, device=dev)
                 cache.batch_select_indices(keep)
                 mask, nxt = mask[keep], nxt[keep]
@@ -244,6 +294,7 @@ class HFBackend:
             forwards += 1
             cache = out.cache
             logits = out.logits[:, -1, :].float()
+        self._store_rows(cache, mask, list(enumerate(alive)), ids, owner, toks, finish)
         comps: list[list[Completion]] = [[] for _ in ids]
         for row in range(rows):
             reason = finish[row] or "length"
@@ -251,7 +302,21 @@ class HFBackend:
             comps[int(owner[row])].append(Completion(text=text, token_ids=toks[row], finish_reason=reason,
                                                      logprobs=lps[row], top_logprobs=tops[row],
                                                      token_times=times[row], stop_string=matched))
-        return comps, passes, forwards
+        return comps, passes, forwards, reused
+
+    def _store_rows(self, cache, mask, pairs, ids, owner, toks, finish) -> None:
+        """Keep finished rows' prompt + generated KV, so a continuation (the next beam-search step,
+        a refinement turn over this answer) prefills only what is new. Rows cut by length are skipped:
+        nothing continues from them."""
+        if self.prefix_cache is None:
+            return
+        for b, row in pairs:
+            if finish[row] not in ("stop", "eos") or len(toks[row]) < 2:
+                continue
+            key = tuple(ids[int(owner[row])]) + tuple(toks[row][:-1])  # the last token was never fed
+            pos = mask[b].nonzero().squeeze(-1)[: len(key)]
+            self.prefix_cache.store(key, [(layer.keys[b, :, pos], layer.values[b, :, pos])
+                                          for layer in cache.layers])
 
     def _finished(self, toks: list[int], tops: list[list[float]], params: SamplingParams, stop_texts) -> str | None:
         if toks[-1] in self.eos_ids:
