@@ -9,7 +9,8 @@ graders: Registry = Registry("grader")
 estimators: Registry = Registry("estimator")
 datasets: Registry = Registry("dataset")
 
-BUILTIN_MODULES = ("adaptive.strategies", "adaptive.stopping", "adaptive.verifiers", "adaptive.answers")
+BUILTIN_MODULES = ("adaptive.strategies", "adaptive.stopping", "adaptive.verifiers", "adaptive.answers",
+                   "adaptive.tasks")
 _loaded = False
 
 

