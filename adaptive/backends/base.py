@@ -28,6 +28,7 @@ class SamplingParams:
     # `confidence_floor` is cut early (finish_reason "abort"). Needs top_logprobs > 0.
     confidence_window: int = 16
     confidence_floor: float | None = None
+    ignore_eos: bool = False  # keep decoding past EOS (benchmarks that need a fixed length)
 
     def __post_init__(self):
         if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:

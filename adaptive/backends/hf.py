@@ -319,7 +319,7 @@ class HFBackend:
                                           for layer in cache.layers])
 
     def _finished(self, toks: list[int], tops: list[list[float]], params: SamplingParams, stop_texts) -> str | None:
-        if toks[-1] in self.eos_ids:
+        if toks[-1] in self.eos_ids and not params.ignore_eos:
             return "eos"
         if stop_texts:
             # Only the tail can contain a new stop string; decode a window wide enough for the longest.

@@ -1,0 +1,314 @@
+"""Benchmarks that print ratios measured in one run (machines are noisy; absolute numbers are not).
+
+Sections: load time (cached vs uncached), tokens/s at batch 1 and 8, our batched N-sample call vs a loop
+of N `model.generate` calls, shared prefill vs `num_return_sequences`, mixed-length batches, the second
+wave's prefill cost, controller overhead, the decode roofline, and stopping rules vs fixed N.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from .backends.base import Request, SamplingParams
+
+FILLER = ("The history of mathematics spans many civilizations, each adding methods for counting, "
+          "measuring and reasoning about quantities and shapes. ")
+
+
+class PeakRSS:
+    """Peak resident memory above the starting level, sampled every 2 ms (CPU has no allocator stats)."""
+
+    def __enter__(self):
+        self.base = self.peak = _rss()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._watch, daemon=True)
+        self._t.start()
+        return self
+
+    def _watch(self):
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, _rss())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, _rss())
+        self.delta_mb = (self.peak - self.base) / 2**20
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def _long_prompt(tok, n_tokens: int) -> str:
+    text = FILLER * (n_tokens // 20 + 2)
+    ids = tok(text, add_special_tokens=False).input_ids[: n_tokens - 12]
+    return tok.decode(ids) + "\nSummarize the text above."
+
+
+def _hf_generate(backend, prompt: str, n: int, new: int, batch_prompts: list[str] | None = None):
+    """Plain transformers generate on the same rendered prompt(s), sampling, fixed length."""
+    tok, model = backend.tokenizer, backend.model
+    texts = batch_prompts or [prompt]
+    ids = [backend.render(t) for t in texts]
+    width = max(map(len, ids))
+    inp = torch.full((len(ids), width), backend.pad_id)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for r, x in enumerate(ids):
+        inp[r, width - len(x):] = torch.tensor(x)
+        mask[r, width - len(x):] = 1
+    with torch.inference_mode():
+        out = model.generate(input_ids=inp, attention_mask=mask, do_sample=True, max_new_tokens=new,
+                             min_new_tokens=new, num_return_sequences=n, pad_token_id=backend.pad_id,
+                             temperature=0.7, top_p=1.0, top_k=0)
+    return (out.shape[1] - width) * out.shape[0]
+
+
+def bench_load(cfg, report):
+    from .models import embedded_model_dir, load_model
+    # Import the model classes first so neither timing pays Python's one-time import cost.
+    from transformers.models.llama import modeling_llama  # noqa: F401
+
+    if cfg.get("measure_uncached", True):
+        old = os.environ.get("ADAPTIVE_CACHE")
+        with tempfile.TemporaryDirectory() as d:
+            os.environ["ADAPTIVE_CACHE"] = d
+            try:
+                _, t_uncached = _timed(lambda: load_model(None, device="cpu"))
+            finally:
+                if old is None:
+                    os.environ.pop("ADAPTIVE_CACHE")
+                else:
+                    os.environ["ADAPTIVE_CACHE"] = old
+        report["load_uncached_s"] = t_uncached
+    embedded_model_dir()
+    _, t_cached = _timed(lambda: load_model(None, device="cpu"))
+    report["load_cached_s"] = t_cached
+    if "load_uncached_s" in report:
+        report["load_speedup"] = report["load_uncached_s"] / t_cached
+
+
+def bench_throughput(b, cfg, report):
+    p = SamplingParams(max_new_tokens=cfg["new_tokens"], temperature=0.7, seed=0, ignore_eos=True)
+    for n in (1, 8):
+        g, t = _timed(lambda: b.generate([Request("Tell me a story.", n=n)], p))
+        report[f"tok_s_batch{n}"] = g.usage.generated_tokens / t
+
+
+def bench_batched_vs_loop(b, cfg, report):
+    n, new = cfg["samples"], cfg["new_tokens"]
+    p = SamplingParams(max_new_tokens=new, temperature=0.7, seed=0, ignore_eos=True)
+    g, t_ours = _timed(lambda: b.generate([Request("Tell me a story.", n=n)], p))
+    tokens = 0
+    t0 = time.perf_counter()
+    for _ in range(n):
+        tokens += _hf_generate(b, "Tell me a story.", 1, new)
+    t_loop = time.perf_counter() - t0
+    report["batched_vs_loop_speedup"] = (g.usage.generated_tokens / t_ours) / (tokens / t_loop)
+
+
+def bench_shared_prefill(b, cfg, report):
+    prompt = _long_prompt(b.tokenizer, cfg["prompt_tokens"])
+    n, new = cfg["samples"], cfg["new_tokens"]
+    p = SamplingParams(max_new_tokens=new, temperature=0.7, seed=0, ignore_eos=True)
+    cache, b.prefix_cache = b.prefix_cache, None  # measure the sampler itself, not a warm cache
+    try:
+        with PeakRSS() as m_ours:
+            g, t_ours = _timed(lambda: b.generate([Request(prompt, n=n)], p))
+    finally:
+        b.prefix_cache = cache
+    with PeakRSS() as m_hf:
+        toks, t_hf = _timed(lambda: _hf_generate(b, prompt, n, new))
+    report["shared_prefill_prompt_tokens"] = g.prompt_tokens[0]
+    report["shared_prefill_tok_s_ratio"] = (g.usage.generated_tokens / t_ours) / (toks / t_hf)
+    report["shared_prefill_peak_mem_mb"] = {"ours": m_ours.delta_mb, "hf_num_return_sequences": m_hf.delta_mb}
+    report["shared_prefill_peak_mem_ratio"] = m_ours.delta_mb / max(m_hf.delta_mb, 1e-9)
+
+
+def bench_mixed_batch(b, cfg, report):
+    rng = random.Random(0)
+    prompts = [f"{FILLER * rng.randint(0, 6)}Question {i}: what is {i} + {i}?" for i in range(cfg["prompts"])]
+    n, new = cfg["samples"], cfg["new_tokens"]
+    p = SamplingParams(max_new_tokens=new, temperature=0.7, seed=0)
+    cache, b.prefix_cache = b.prefix_cache, None
+    try:
+        g, t_ours = _timed(lambda: b.generate([Request(q, n=n) for q in prompts], p))
+    finally:
+        b.prefix_cache = cache
+    ours = g.usage.generated_tokens / t_ours
+    # Baselines generate the same number of tokens per sample as ours did (min=max length).
+    lengths = [c.n_tokens for cs in g.completions for c in cs]
+    mean_len = max(1, round(sum(lengths) / len(lengths)))
+    t0 = time.perf_counter()
+    toks = sum(_hf_generate(b, q, 1, mean_len) for q in prompts for _ in range(n))
+    loop = toks / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    toks = _hf_generate(b, prompts[0], n, mean_len, batch_prompts=prompts)
+    padded = toks / (time.perf_counter() - t0)
+    report["mixed_batch_vs_loop_speedup"] = ours / loop
+    report["mixed_batch_vs_padded_speedup"] = ours / padded
+
+
+def bench_waves(b, cfg, report):
+    prompt = _long_prompt(b.tokenizer, cfg["prompt_tokens"])
+    w, new = cfg["wave"], cfg["new_tokens"]
+    p = SamplingParams(max_new_tokens=new, temperature=0.7, seed=0, ignore_eos=True)
+    b.prefix_cache.clear()
+    first = b.generate([Request(prompt, n=w)], p)
+    second = b.generate([Request(prompt, n=w)], p)
+    b.prefix_cache.clear()
+    one = b.generate([Request(prompt, n=2 * w)], p)
+    report["waves_prefill_tokens"] = {
+        "first_wave": first.usage.prompt_tokens - first.usage.cached_prompt_tokens,
+        "second_wave": second.usage.prompt_tokens - second.usage.cached_prompt_tokens,
+        "one_wave_of_2w": one.usage.prompt_tokens - one.usage.cached_prompt_tokens}
+    report["waves_extra_prefill_flops_share"] = (first.usage.flops + second.usage.flops - one.usage.flops) / one.usage.flops
+
+
+def bench_overhead(b, cfg, report):
+    from .generator import AdaptiveGenerator
+    from .plan import Plan
+
+    gen = AdaptiveGenerator(backend=b, plan=Plan(max_samples=cfg["samples"], wave_size=2, stopping="beta",
+                                                 max_new_tokens=cfg["new_tokens"], seed=0))
+    prompts = [f"What is {i} + {i + 1}? Answer with a number." for i in range(cfg["prompts"])]
+    results = [gen.generate(q) for q in prompts]
+    wall = sum(r.compute.wall_s for r in results)
+    control = sum(r.compute.control_s for r in results)
+    report["controller_overhead_share"] = control / wall
+
+
+def bench_roofline(b, report):
+    weight_bytes = sum(p.numel() * p.element_size() for p in b.model.parameters())
+    src = torch.empty(64 * 2**20, dtype=torch.float32)  # 256 MiB, bigger than any cache
+    src.fill_(1.0)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        dst.copy_(src)
+        times.append(time.perf_counter() - t)
+    bandwidth = 2 * src.numel() * 4 / min(times)  # read + write
+    limit = bandwidth / 2 / weight_bytes          # batch-1 decode reads every weight once per token
+    p = SamplingParams(max_new_tokens=32, temperature=0.7, seed=0, ignore_eos=True)
+    g, t = _timed(lambda: b.generate([Request("Tell me a story.")], p))
+    measured = g.usage.generated_tokens / t
+    report["roofline"] = {"weight_mb": weight_bytes / 2**20, "copy_bandwidth_gb_s": bandwidth / 1e9,
+                          "limit_tok_s_batch1": limit, "measured_tok_s_batch1": measured,
+                          "fraction_of_limit": measured / limit}
+
+
+def bench_stopping(b, cfg, report):
+    """Samples drawn by `beta` and `esc` vs fixed N: both rules replay the same ordered 16 samples per
+    prompt that SC@16 used, exactly as the online strategy would consume them wave by wave."""
+    from .answers import extractor_for
+    from .stopping import SampleView, make_rule
+    from .strategies.base import vote
+
+    extract = extractor_for("number")
+    rng = random.Random(1)
+    prompts = [f"What is {rng.randint(1, 9)} + {rng.randint(1, 9)}? Answer with a number."
+               for _ in range(cfg["prompts"])]
+    cap = cfg["cap"]
+    p = SamplingParams(max_new_tokens=cfg["new_tokens"], temperature=0.7, seed=0)
+    g = b.generate([Request(q, n=cap) for q in prompts], p)
+    rules = {"beta": (make_rule("beta", {}), 1), "esc": (make_rule("esc", {"window": cfg["esc_window"]}),
+                                                          cfg["esc_window"])}
+    out = {}
+    for name, (rule, wave) in rules.items():
+        used, agree = [], 0
+        for comps in g.completions:
+            answers = [extract(c.text) for c in comps]
+            full, _ = vote(answers)
+            k = cap
+            for k in range(wave, cap + 1, wave):
+                if rule.should_stop([SampleView(a) for a in answers[:k]]):
+                    break
+            used.append(k)
+            agree += vote(answers[:k])[0] == full
+        out[name] = {"mean_samples": sum(used) / len(used), "sample_ratio_vs_fixed": cap / (sum(used) / len(used)),
+                     "agreement_with_sc_full": agree / len(prompts)}
+    report["stopping_vs_fixed"] = {"cap": cap, **out}
+
+
+def run(config: dict, out_dir: str = "runs/bench") -> dict:
+    from .backends.hf import HFBackend
+
+    torch.manual_seed(0)
+    report: dict = {"machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+                                "threads": torch.get_num_threads()}}
+    sections = [("load", lambda: bench_load(config["load"], report))]
+    b = None
+
+    def backend():
+        nonlocal b
+        b = b or HFBackend.from_pretrained(config.get("model"), device="auto")
+        return b
+
+    sections += [
+        ("throughput", lambda: bench_throughput(backend(), config["throughput"], report)),
+        ("batched_vs_loop", lambda: bench_batched_vs_loop(backend(), config["batched_vs_loop"], report)),
+        ("shared_prefill", lambda: bench_shared_prefill(backend(), config["shared_prefill"], report)),
+        ("mixed_batch", lambda: bench_mixed_batch(backend(), config["mixed_batch"], report)),
+        ("waves", lambda: bench_waves(backend(), config["waves"], report)),
+        ("overhead", lambda: bench_overhead(backend(), config["overhead"], report)),
+        ("roofline", lambda: bench_roofline(backend(), report)),
+        ("stopping", lambda: bench_stopping(backend(), config["stopping"], report)),
+    ]
+    for name, fn in sections:
+        t = time.perf_counter()
+        fn()
+        print(f"[bench] {name} done in {time.perf_counter() - t:.1f}s", flush=True)
+    report["device"] = str(backend().device)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    path = Path(out_dir) / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(report, indent=2))
+    print_table(report)
+    print(f"\nwritten: {path}")
+    return report
+
+
+FLOORS = {"load_cached_s": ("<=", 1.0), "shared_prefill_tok_s_ratio": (">=", 1.5),
+          "mixed_batch_vs_loop_speedup": (">=", 3.0), "controller_overhead_share": ("<=", 0.02)}
+
+
+def print_table(r: dict) -> None:
+    def line(k, v):
+        floor = FLOORS.get(k)
+        mark = ""
+        if floor and isinstance(v, (int, float)):
+            ok = v <= floor[1] if floor[0] == "<=" else v >= floor[1]
+            mark = f"   floor {floor[0]} {floor[1]}: {'met' if ok else 'NOT met'}"
+        val = f"{v:.3f}" if isinstance(v, float) else json.dumps(v, default=lambda x: round(x, 3))
+        print(f"{k:38s} {val}{mark}")
+
+    for k, v in r.items():
+        if k != "machine":
+            line(k, v)
+
+
+def main(args) -> int:
+    cfg_path = args.config or ("configs/bench/quick.yaml" if args.quick else "configs/bench/default.yaml")
+    with open(cfg_path) as f:
+        config = yaml.safe_load(f)
+    if args.model:
+        config["model"] = args.model
+    run(config, args.out)
+    return 0
