@@ -10,7 +10,7 @@ estimators: Registry = Registry("estimator")
 datasets: Registry = Registry("dataset")
 
 BUILTIN_MODULES = ("adaptive.strategies", "adaptive.stopping", "adaptive.verifiers", "adaptive.answers",
-                   "adaptive.tasks")
+                   "adaptive.tasks", "adaptive.estimators")
 _loaded = False
 
 
