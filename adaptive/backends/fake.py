@@ -24,11 +24,12 @@ class FakeBackend:
     model_id = "fake"
 
     def __init__(self, script: Script | Sequence[str], context_window: int = 4096, logprob: float = -0.5,
-                 eos: bool = True):
+                 eos: bool = True, delay_s: float = 0.0):
         if not callable(script):
             answers = list(script)
             script = lambda prompt, prefix, i, rng: answers[i % len(answers)]  # noqa: E731
         self.script, self.context_window, self.logprob, self.eos = script, context_window, logprob, eos
+        self.delay_s = delay_s  # per call: lets tests interrupt a run mid-way
         self.calls: list[tuple[list[Request], SamplingParams]] = []
         self.totals = CallUsage(model_calls=0)
         self._issued: dict[tuple, int] = {}
@@ -45,6 +46,8 @@ class FakeBackend:
     def generate(self, requests: Sequence[Request], params: SamplingParams, *, hidden_states: bool = False,
                  on_token=None) -> Generation:
         t0 = time.perf_counter()
+        if self.delay_s:
+            time.sleep(self.delay_s)
         self.calls.append((list(requests), params))
         rng = random.Random(params.seed)
         out, per = [], []

@@ -1,0 +1,189 @@
+"""Reports for a run directory: a table per policy, plots, and a Markdown page tying them together."""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..metrics.stats import percentile, wilson_interval
+from .records import RECORDS, read_records, repair_tail
+
+DIFFICULTY_KEYS = ("difficulty", "level")
+
+
+def _pct(values, q):
+    vals = [v for v in values if v is not None]
+    return percentile(vals, q) if vals else None
+
+
+def _mean(values):
+    vals = [v for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def summarize_policy(records: list[dict]) -> dict:
+    n = len(records)
+    correct = sum(1 for r in records if r["correct"] >= 0.5)
+    ci = wilson_interval(correct, n)
+    c = [r["compute"] for r in records]
+    return {
+        "n": n, "accuracy": correct / n, "ci_low": ci.low, "ci_high": ci.high,
+        "mean_samples": _mean([x["samples"] for x in c]),
+        "mean_prompt_tokens": _mean([x["prompt_tokens"] for x in c]),
+        "mean_generated_tokens": _mean([x["generated_tokens"] for x in c]),
+        "mean_gflops": _mean([x["flops"] / 1e9 for x in c]),
+        "mean_wall_s": _mean([x["wall_s"] for x in c]),
+        "ttft_p50_s": _pct([x["ttft_s"] for x in c], 50), "ttft_p99_s": _pct([x["ttft_s"] for x in c], 99),
+        "tpot_p50_s": _pct([x["tpot_s"] for x in c], 50), "tpot_p99_s": _pct([x["tpot_s"] for x in c], 99),
+        "fluidity_mean": _mean([x["fluidity"] for x in c]),
+    }
+
+
+def difficulty_of(r: dict):
+    for k in DIFFICULTY_KEYS:
+        if k in (r.get("meta") or {}):
+            return str(r["meta"][k])
+    if r.get("difficulty"):
+        return f"bin{r['difficulty']['bin']}"
+    return None
+
+
+def load_run(run_dir: str | Path) -> list[dict]:
+    run_dir = Path(run_dir)
+    log = run_dir / RECORDS
+    if not log.exists():
+        raise ConfigError(f"{run_dir}: no {RECORDS} here; is it a run directory?")
+    repair_tail(log)
+    return read_records(log)
+
+
+def summarize(records: list[dict]) -> dict[str, dict]:
+    by_pol: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by_pol[r["policy"]].append(r)
+    return {p: summarize_policy(rs) for p, rs in by_pol.items()}
+
+
+def format_table(summary: dict[str, dict]) -> str:
+    cols = [("policy", "{}"), ("n", "{}"), ("acc", "{:.3f}"), ("95% CI", "{}"), ("samples", "{:.2f}"),
+            ("prompt tok", "{:.0f}"), ("gen tok", "{:.1f}"), ("GFLOP", "{:.1f}"), ("wall s", "{:.2f}"),
+            ("TTFT p50/p99", "{}"), ("TPOT p50/p99 ms", "{}"), ("fluidity", "{:.2f}")]
+
+    def f(v, fmt):
+        return "-" if v is None else fmt.format(v)
+
+    rows = []
+    for p, s in summary.items():
+        rows.append([p, str(s["n"]), f(s["accuracy"], "{:.3f}"), f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}]",
+                     f(s["mean_samples"], "{:.2f}"), f(s["mean_prompt_tokens"], "{:.0f}"),
+                     f(s["mean_generated_tokens"], "{:.1f}"), f(s["mean_gflops"], "{:.1f}"),
+                     f(s["mean_wall_s"], "{:.2f}"),
+                     f"{f(s['ttft_p50_s'], '{:.2f}')}/{f(s['ttft_p99_s'], '{:.2f}')}",
+                     f"{f(s['tpot_p50_s'] and s['tpot_p50_s'] * 1000, '{:.0f}')}/"
+                     f"{f(s['tpot_p99_s'] and s['tpot_p99_s'] * 1000, '{:.0f}')}",
+                     f(s["fluidity_mean"], "{:.2f}")])
+    header = [c[0] for c in cols]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(header), sep] + [line(r) for r in rows])
+
+
+def accuracy_by_difficulty(records: list[dict]) -> dict[str, dict[str, tuple[float, int]]]:
+    table: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        d = difficulty_of(r)
+        if d is not None:
+            table[r["policy"]][d].append(1.0 if r["correct"] >= 0.5 else 0.0)
+    return {p: {d: (sum(v) / len(v), len(v)) for d, v in ds.items()} for p, ds in table.items()}
+
+
+def plot_all(records: list[dict], summary: dict[str, dict], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for p, s in summary.items():
+        err = [[s["accuracy"] - s["ci_low"]], [s["ci_high"] - s["accuracy"]]]
+        ax.errorbar([s["mean_generated_tokens"]], [s["accuracy"]], yerr=err, fmt="o", capsize=4, label=p)
+        ax.annotate(p, (s["mean_generated_tokens"], s["accuracy"]), textcoords="offset points", xytext=(5, 5))
+    ax.set_xlabel("mean generated tokens per prompt")
+    ax.set_ylabel("accuracy (95% CI)")
+    ax.set_title("Accuracy vs compute")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    paths.append(_save(fig, out / "accuracy_vs_tokens.png"))
+
+    by_diff = accuracy_by_difficulty(records)
+    if by_diff:
+        levels = sorted({d for ds in by_diff.values() for d in ds}, key=_level_order)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        width = 0.8 / max(len(by_diff), 1)
+        for i, (p, ds) in enumerate(by_diff.items()):
+            xs = [j + i * width for j in range(len(levels))]
+            ax.bar(xs, [ds.get(d, (0, 0))[0] for d in levels], width=width, label=p)
+        ax.set_xticks([j + width * (len(by_diff) - 1) / 2 for j in range(len(levels))], levels)
+        ax.set_ylabel("accuracy")
+        ax.set_title("Accuracy by difficulty")
+        ax.legend(fontsize=8)
+        paths.append(_save(fig, out / "accuracy_by_difficulty.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for p in summary:
+        walls = sorted(r["compute"]["wall_s"] for r in records if r["policy"] == p)
+        ax.step(walls, [(i + 1) / len(walls) for i in range(len(walls))], where="post", label=p)
+    ax.set_xlabel("request wall time (s)")
+    ax.set_ylabel("fraction of requests")
+    ax.set_title("Latency CDF")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    paths.append(_save(fig, out / "latency_cdf.png"))
+    return paths
+
+
+def _level_order(d: str):
+    order = {"easy": 0, "medium": 1, "hard": 2}
+    return (order.get(d, 3), d)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def write_report(run_dir: str | Path, print_table: bool = True) -> Path:
+    run_dir = Path(run_dir)
+    records = load_run(run_dir)
+    if not records:
+        raise ConfigError(f"{run_dir}: the run has no records yet")
+    summary = summarize(records)
+    table = format_table(summary)
+    plots = plot_all(records, summary, run_dir)
+    meta_path = run_dir / "run.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    lines = [f"# Evaluation report: {meta.get('task', '?')}", "",
+             f"model: `{meta.get('model_id', '?')}` · config: `{meta.get('config_path', '?')}` · "
+             f"fingerprint `{meta.get('fingerprint', '?')}` · records: {len(records)}", "", table, ""]
+    by_diff = accuracy_by_difficulty(records)
+    if by_diff:
+        lines += ["## Accuracy by difficulty", ""]
+        for p, ds in by_diff.items():
+            cells = ", ".join(f"{d}: {a:.2f} (n={n})" for d, (a, n) in sorted(ds.items(), key=lambda x: _level_order(x[0])))
+            lines.append(f"- **{p}**: {cells}")
+        lines.append("")
+    lines += [f"![{p.stem}]({p.name})" for p in plots]
+    md = run_dir / "report.md"
+    md.write_text("\n".join(lines) + "\n")
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if print_table:
+        print(table)
+        print(f"\nreport: {md}\nplots: {', '.join(str(p) for p in plots)}")
+    return md

@@ -1,0 +1,157 @@
+"""The evaluation runner: task x policies -> one JSONL record per (prompt, policy), resumable."""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+from ..compute import LatencyTargets, Ledger
+from ..errors import ConfigError, NotImplementedFeature
+from ..registries import load_builtins
+from .config import EvalConfig
+from .records import RECORDS, append_records, read_records, record_key, repair_tail
+
+RUN_META = "run.json"
+SAMPLING = ("self_consistency", "best_of_n")
+
+
+def library_versions() -> dict:
+    import numpy
+    import sklearn
+    import torch
+    import transformers
+
+    from .. import __version__
+
+    return {"adaptive": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "numpy": numpy.__version__, "sklearn": sklearn.__version__, "python": platform.python_version()}
+
+
+def _check_resume(out: Path, meta: dict) -> None:
+    old = json.loads((out / RUN_META).read_text())
+    if old.get("fingerprint") == meta["fingerprint"]:
+        return
+    a, b = old.get("config", {}), meta["config"]
+    diff = sorted(k for k in set(a) | set(b) if k not in ("description", "limit") and a.get(k) != b.get(k))
+    raise ConfigError(f"refusing to resume {out}: its config differs in {', '.join(diff) or 'content'} "
+                      f"(fingerprint {old.get('fingerprint')} vs {meta['fingerprint']}); use a new --out")
+
+
+def _policies(config: EvalConfig, only: list[str] | None):
+    pols = config.policies
+    if only:
+        names = {p.name for p in pols}
+        missing = [n for n in only if n not in names]
+        if missing:
+            raise ConfigError(f"{config.source}: no policy named {', '.join(missing)}; "
+                              f"defined: {', '.join(sorted(names))}")
+        pols = [p for p in pols if p.name in only]
+    for p in pols:
+        if p.plan is None:
+            raise NotImplementedFeature(f"policy {p.name!r}: policy files are not implemented yet; give a plan")
+    return pols
+
+
+def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = None, limit: int | None = None,
+             backend=None, progress: bool = True, report: bool = True) -> Path:
+    from ..tasks import load_task
+
+    load_builtins()
+    out = Path(out)
+    policies = _policies(config, only)
+    spec, examples, load_report = load_task(config.task, limit=limit or config.limit, seed=config.seed,
+                                            shuffle=config.shuffle, where=config.where or None,
+                                            on_bad_row=config.on_bad_row)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"fingerprint": config.fingerprint(), "config": config.raw, "config_path": config.source,
+            "task": spec.name, "versions": library_versions(), "seed": config.seed,
+            "load_report": {"rows_read": load_report.rows_read, "rows_skipped": load_report.rows_skipped,
+                            "skip_reasons": dict(load_report.skip_reasons), "rows_used": load_report.rows_used}}
+    if (out / RUN_META).exists():
+        _check_resume(out, meta)
+    log = out / RECORDS
+    repair_tail(log)
+    done = {record_key(r) for r in read_records(log)}
+    todo = [(ex, p) for ex in examples for p in policies if (ex.id, p.name) not in done]
+    if backend is None:
+        from ..backends.factory import make_backend
+
+        backend = make_backend(config.backend, config.model)
+    meta["model_id"] = backend.model_id
+    if not (out / RUN_META).exists():
+        tmp = out / (RUN_META + ".tmp")
+        tmp.write_text(json.dumps(meta, indent=2, default=str))
+        tmp.replace(out / RUN_META)
+    run_info = {"fingerprint": meta["fingerprint"], "model_id": backend.model_id, "seed": config.seed,
+                "versions": meta["versions"], "config": config.raw}
+    targets = LatencyTargets(**config.latency_targets) if config.latency_targets else LatencyTargets()
+    bar = _Progress(len(examples) * len(policies), len(done & {(e.id, p.name) for e in examples for p in policies}),
+                    progress)
+    for start in range(0, len(examples), config.batch_size):
+        batch = examples[start:start + config.batch_size]
+        for pol in policies:
+            pending = [ex for ex in batch if (ex.id, pol.name) not in done]
+            if not pending:
+                continue
+            records = _run_batch(spec, pending, pol, backend, targets, run_info)
+            append_records(log, records)
+            done.update(record_key(r) for r in records)
+            bar.update(records)
+    bar.close()
+    if report:
+        from .report import write_report
+
+        write_report(out, print_table=progress)
+    return out
+
+
+def _run_batch(spec, examples, pol, backend, targets, run_info) -> list[dict]:
+    from ..strategies.base import Task, run_strategy
+    from ..strategies.sampling import run_sampling_batch
+    from ..verifiers.base import make_verifier
+
+    plan = pol.plan
+    verifier = make_verifier(plan.verifier, plan.verifier_params, backend) if plan.verifier else None
+    tasks = [Task(prompt=ex.prompt, extract=lambda text, ex=ex: spec.extract(text, ex), ledger=Ledger(),
+                  targets=targets) for ex in examples]
+    if plan.strategy in SAMPLING:
+        results = run_sampling_batch(tasks, [plan] * len(tasks), backend, verifier)
+    else:
+        results = [run_strategy(t, plan, backend, verifier) for t in tasks]
+    return [_record(spec, ex, pol.name, r, run_info) for ex, r in zip(examples, results)]
+
+
+def _record(spec, ex, policy: str, r, run_info) -> dict:
+    return {
+        "id": ex.id, "policy": policy, "task": spec.name, "prompt": ex.prompt, "gold": ex.gold, "meta": ex.meta,
+        "answer": r.answer, "correct": spec.grade(r.answer, ex), "text": r.text, "stop_reason": r.stop_reason,
+        "difficulty": ({"p_hat": r.difficulty.p_hat, "bin": r.difficulty.bin} if r.difficulty else None),
+        "plan": r.plan.to_dict(),
+        "samples": [{"answer": s.answer, "correct": spec.grade(s.answer, ex), "tokens": s.tokens,
+                     "finish_reason": s.finish_reason, "mean_logprob": s.mean_logprob, "score": s.score,
+                     "kept": s.kept} for s in r.samples],
+        "votes": r.votes, "compute": r.compute.to_dict(), "run": run_info, "time": time.time(),
+    }
+
+
+class _Progress:
+    """tqdm bar with live accuracy per policy and generated tokens/s."""
+
+    def __init__(self, total: int, initial: int, enabled: bool):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, initial=initial, disable=not enabled, unit="rec", dynamic_ncols=True)
+        self.correct: dict[str, list[float]] = {}
+        self.tokens, self.t0 = 0, time.perf_counter()
+
+    def update(self, records: list[dict]) -> None:
+        for r in records:
+            self.correct.setdefault(r["policy"], []).append(r["correct"])
+            self.tokens += r["compute"]["generated_tokens"]
+        acc = " ".join(f"{k}={sum(v) / len(v):.2f}" for k, v in self.correct.items())
+        self.bar.set_postfix_str(f"acc {acc} | {self.tokens / (time.perf_counter() - self.t0):.1f} tok/s")
+        self.bar.update(len(records))
+
+    def close(self) -> None:
+        self.bar.close()
