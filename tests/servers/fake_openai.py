@@ -1,0 +1,274 @@
+"""A small OpenAI-compatible server for tests: pure asyncio, one thread, 127.0.0.1, port 0.
+
+Implements POST /v1/chat/completions and /v1/completions with streaming SSE (chunked), `n`, stop strings
+(stripped and named in `stop_reason`, as vLLM does; or kept in the text with `stop_style="keep"`, as
+`transformers serve` does), logprobs/top_logprobs, usage, `max_tokens`, `continue_final_message`, and
+GET /v1/models. "Tokens" are whitespace-led words. The answer to a prompt comes from `script(prompt_text,
+prefix, sample_index, seed)`; by default it answers "What is A + B?" with "The answer is A+B." .
+
+Feature switches: support_n, support_logprobs, usage (send usage or not), support_prefix, strict (reject
+unknown fields with 422, like `transformers serve`). Fault injection: `faults = {"kind": k, "times": t}`
+makes each distinct request body fail its first t attempts with kind in drop (close the connection with
+no answer), hang (sleep `hang_s` before answering), 500, 429 (Retry-After: `retry_after`), cut (stream
+half the tokens, then close the connection mid-chunk); `times=None` fails forever.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+
+WORD = re.compile(r"\s*\S+")
+KNOWN_FIELDS = {"model", "messages", "prompt", "max_tokens", "temperature", "top_p", "stream", "stream_options",
+                "n", "stop", "seed", "logprobs", "top_logprobs"}
+
+
+def default_script(prompt: str, prefix: str, i: int, seed) -> str:
+    m = re.search(r"(\d+)\s*\+\s*(\d+)", prompt)
+    if m:
+        return f"The answer is {int(m.group(1)) + int(m.group(2))}."
+    return f"Sample {i} says hello world."
+
+
+class FakeOpenAIServer:
+    def __init__(self, script=default_script, *, support_n=True, support_logprobs=True, usage=True,
+                 support_prefix=True, strict=False, stop_style="vllm", token_delay_s=0.0, tokens_per_delta=1,
+                 faults=None, hang_s=5.0, retry_after="0.05", model="fake-model"):
+        self.script, self.model = script, model
+        self.support_n, self.support_logprobs, self.usage = support_n, support_logprobs, usage
+        self.support_prefix, self.strict, self.stop_style = support_prefix, strict, stop_style
+        self.token_delay_s, self.tokens_per_delta = token_delay_s, tokens_per_delta
+        self.faults, self.hang_s, self.retry_after = faults, hang_s, retry_after
+        self.requests: list[dict] = []        # every body received
+        self.completed: list[dict] = []       # bodies whose response was sent in full
+        self.fault_count = 0
+        self.completion_tokens_sent = 0       # sum of usage.completion_tokens over complete responses
+        self.paths: list[str] = []
+        self.active = 0
+        self.max_active = 0
+        self._seen: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._main, daemon=True, name="fake-openai")
+        self.port = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def __enter__(self):
+        self._thread.start()
+        self._started.wait(10)
+        return self
+
+    def __exit__(self, *exc):
+        self._loop.call_soon_threadsafe(self._stop)
+        self._thread.join(5)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def _main(self):
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._started.set()
+        self._loop.run_forever()
+        self._loop.close()
+
+    def _stop(self):
+        self._server.close()
+        tasks = list(asyncio.all_tasks(self._loop))
+        for t in tasks:
+            t.cancel()
+
+        async def drain():
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._loop.stop()
+
+        self._loop.create_task(drain())
+
+    # -- HTTP ------------------------------------------------------------------------------------
+    async def _handle(self, reader, writer):
+        try:
+            while True:  # keep-alive: several requests per connection
+                line = await reader.readline()
+                if not line:
+                    return
+                method, path, _ = line.decode().split(" ", 2)
+                headers = {}
+                while (h := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    k, v = h.decode().split(":", 1)
+                    headers[k.strip().lower()] = v.strip()
+                body = await reader.readexactly(int(headers.get("content-length", 0)))
+                keep = await self._route(method, path, body, writer)
+                if not keep:
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            return
+        finally:
+            try:
+                writer.close()
+            except Exception:
+                pass
+
+    async def _send(self, writer, status: int, obj, extra: dict | None = None):
+        data = json.dumps(obj).encode()
+        head = [f"HTTP/1.1 {status} X", "Content-Type: application/json", f"Content-Length: {len(data)}"]
+        head += [f"{k}: {v}" for k, v in (extra or {}).items()]
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
+        await writer.drain()
+
+    async def _route(self, method, path, raw, writer) -> bool:
+        if method == "GET" and path.rstrip("/") == "/v1/models":
+            await self._send(writer, 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]})
+            return True
+        if method != "POST" or path not in ("/v1/chat/completions", "/v1/completions"):
+            await self._send(writer, 404, {"error": {"message": f"no route {path}"}})
+            return True
+        body = json.loads(raw)
+        with self._lock:
+            self.requests.append(body)
+            self.paths.append(path)
+        if self.strict:
+            extra = set(body) - KNOWN_FIELDS
+            if extra:
+                await self._send(writer, 422, {"detail": f"Unexpected fields in the request: {extra}"})
+                return True
+        elif not self.support_prefix and body.get("continue_final_message"):
+            await self._send(writer, 400, {"error": {"message": "unknown field 'continue_final_message'"}})
+            return True
+        fault = self._fault_for(body)
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        try:
+            if fault == "drop":
+                return False
+            if fault == "hang":  # answer nothing for hang_s, then hang up
+                await asyncio.sleep(self.hang_s)
+                return False
+            if fault == "500":
+                await self._send(writer, 500, {"error": {"message": "injected 500"}})
+                return True
+            if fault == "429":
+                await self._send(writer, 429, {"error": {"message": "slow down"}}, {"Retry-After": self.retry_after})
+                return True
+            ok = await self._stream(body, path == "/v1/chat/completions", writer, cut=fault == "cut")
+            if ok:
+                with self._lock:
+                    self.completed.append(body)
+            return ok
+        finally:
+            self.active -= 1
+
+    def _fault_for(self, body) -> str | None:
+        if not self.faults:
+            return None
+        key = json.dumps(body, sort_keys=True)
+        with self._lock:
+            k = self._seen.get(key, 0)
+            self._seen[key] = k + 1
+            times = self.faults.get("times")
+            if times is None or k < times:
+                self.fault_count += 1
+                return self.faults["kind"]
+        return None
+
+    # -- generation ------------------------------------------------------------------------------
+    def _samples(self, body, chat: bool):
+        if chat:
+            msgs = body["messages"]
+            prefix = msgs[-1]["content"] if body.get("continue_final_message") else ""
+            prompt = "\n".join(m["content"] for m in (msgs[:-1] if prefix else msgs))
+        else:
+            prompt, prefix = body["prompt"], ""
+        n = body.get("n", 1) if self.support_n else 1
+        max_tokens = body.get("max_tokens") or 16
+        stops = body.get("stop") or []
+        stops = [stops] if isinstance(stops, str) else stops
+        out = []
+        for i in range(n):
+            text = self.script(prompt, prefix, i, body.get("seed"))
+            toks = WORD.findall(text)
+            finish, stop_reason, eos = "stop", None, True
+            acc = ""
+            for t_i, tok in enumerate(toks):
+                acc += tok
+                hit = [s for s in stops if s in acc]
+                if hit:
+                    s = hit[0]
+                    at = acc.find(s)
+                    kept = acc[: at + len(s)] if self.stop_style == "keep" else acc[:at]
+                    toks = WORD.findall(kept)
+                    if kept[len("".join(toks)):]:
+                        toks.append(kept[len("".join(toks)):])  # trailing whitespace (a stop like "\n\n")
+                    stop_reason, eos = (s if self.stop_style == "vllm" else None), False
+                    break
+            if len(toks) > max_tokens:
+                toks, finish, eos = toks[:max_tokens], "length", False
+            ptoks = len(WORD.findall(prompt + prefix))
+            out.append(dict(toks=toks, finish=finish, stop_reason=stop_reason, completion=len(toks) + eos,
+                            prompt=ptoks))
+        return out
+
+    def _logprobs(self, body, chat: bool, toks: list[str]):
+        if not self.support_logprobs or not body.get("logprobs"):
+            return None
+        k = (body.get("top_logprobs") or 0) if chat else int(body.get("logprobs") or 0)
+        if chat:
+            return {"content": [{"token": t, "logprob": -0.1 - 0.01 * j,
+                                 "top_logprobs": [{"token": f"c{r}", "logprob": -0.1 - 0.5 * r} for r in range(k)]}
+                                for j, t in enumerate(toks)]}
+        return {"tokens": toks, "token_logprobs": [-0.1 - 0.01 * j for j in range(len(toks))],
+                "top_logprobs": [{f"c{r}": -0.1 - 0.5 * r for r in range(k)} for _ in toks]}
+
+    async def _stream(self, body, chat: bool, writer, cut: bool) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+
+        async def event(obj):
+            data = ("data: " + (obj if isinstance(obj, str) else json.dumps(obj)) + "\n\n").encode()
+            writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            await writer.drain()
+
+        samples = self._samples(body, chat)
+        obj = "chat.completion.chunk" if chat else "text_completion"
+        base = {"id": "x", "object": obj, "created": int(time.time()), "model": self.model}
+        total = sum(len(s["toks"]) for s in samples)
+        sent = 0
+        if chat:
+            await event({**base, "choices": [{"index": i, "delta": {"role": "assistant"}} for i in range(len(samples))]})
+        k = max(1, self.tokens_per_delta)
+        for i, s in enumerate(samples):
+            toks = s["toks"]
+            for j in range(0, len(toks), k):
+                group = toks[j:j + k]
+                if cut and sent >= total // 2:
+                    writer.write(b"5\r\nda")  # a truncated chunk, then the connection goes away
+                    await writer.drain()
+                    return False
+                if self.token_delay_s:
+                    await asyncio.sleep(self.token_delay_s)
+                lp = self._logprobs(body, chat, group)
+                if chat:
+                    ch = {"index": i, "delta": {"content": "".join(group)}, "finish_reason": None}
+                    if lp is not None:
+                        ch["logprobs"] = lp
+                else:
+                    ch = {"index": i, "text": "".join(group), "finish_reason": None, "logprobs": lp}
+                await event({**base, "choices": [ch]})
+                sent += len(group)
+            fin = {"index": i, "finish_reason": s["finish"], "stop_reason": s["stop_reason"]}
+            fin.update({"delta": {}} if chat else {"text": ""})
+            await event({**base, "choices": [fin]})
+        if self.usage:
+            p = samples[0]["prompt"] if samples else 0
+            c = sum(s["completion"] for s in samples)
+            await event({**base, "choices": [], "usage": {"prompt_tokens": p, "completion_tokens": c,
+                                                          "total_tokens": p + c}})
+        await event("[DONE]")
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        with self._lock:
+            self.completion_tokens_sent += sum(s["completion"] for s in samples)
+        return True

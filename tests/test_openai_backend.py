@@ -1,0 +1,311 @@
+"""OpenAIBackend against a local fake OpenAI-compatible server (tests/servers/fake_openai.py), and one
+test against a real `transformers serve` on the embedded model (marked `model`)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from servers.fake_openai import FakeOpenAIServer  # noqa: E402
+
+from adaptive.answers import extractor_for  # noqa: E402
+from adaptive.backends.base import Request, SamplingParams  # noqa: E402
+from adaptive.backends.factory import make_backend  # noqa: E402
+from adaptive.backends.openai import OpenAIBackend  # noqa: E402
+from adaptive.compute import Ledger  # noqa: E402
+from adaptive.errors import AdaptiveError, CapabilityError, ConfigError  # noqa: E402
+from adaptive.plan import Plan  # noqa: E402
+from adaptive.strategies.base import Task  # noqa: E402
+from adaptive.strategies.sampling import run_sampling_batch  # noqa: E402
+
+NUMBER = extractor_for("number")
+
+
+def backend(srv, **kw) -> OpenAIBackend:
+    kw.setdefault("backoff_base_s", 0.01)
+    kw.setdefault("timeout_s", 5)
+    return OpenAIBackend(srv.url, "fake-model", **kw)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    from adaptive.models import embedded_model_dir
+
+    return AutoTokenizer.from_pretrained(embedded_model_dir())
+
+
+def tasks(k=3):
+    return [Task(prompt=f"What is {i} + {i + 2}?", extract=NUMBER, ledger=Ledger()) for i in range(k)]
+
+
+# --- strategies run unchanged ----------------------------------------------------------------------
+
+def test_sampling_and_beta_stopping_through_server():
+    with FakeOpenAIServer() as srv, backend(srv) as b:
+        ts = tasks(3)
+        plans = [Plan(max_samples=8, wave_size=2, stopping="beta"), Plan(max_samples=3, wave_size=3),
+                 Plan(max_samples=4, wave_size=2, stopping="beta", seed=7)]
+        results = run_sampling_batch(ts, plans, b)
+        assert [r.answer for r in results] == [str(2 * i + 2) for i in range(3)]
+        assert results[0].stop_reason == "stopping:beta" and results[0].compute.samples < 8
+        assert results[1].compute.samples == 3 and results[1].stop_reason == "max_samples"
+        for r in results:
+            assert r.compute.generated_tokens == sum(s.tokens for s in r.samples)
+            assert r.compute.ttft_s is not None and r.compute.ttft_s >= 0
+            assert not r.compute.tokens_counted_locally
+        # token counts come from the server's usage, nothing lost or double counted
+        assert sum(r.compute.generated_tokens for r in results) == b.totals.generated_tokens == srv.completion_tokens_sent
+        assert sum(r.compute.samples for r in results) == b.totals.samples
+        assert b.supports_n is True and all(body.get("stream") for body in srv.requests)
+        assert all(body["stream_options"] == {"include_usage": True} for body in srv.requests)
+
+
+def test_completion_fields_and_timestamps():
+    with FakeOpenAIServer(tokens_per_delta=2) as srv, backend(srv) as b:
+        g = b.generate([Request("What is 1 + 2?", n=2)], SamplingParams(max_new_tokens=20, top_logprobs=3, seed=1))
+        for c in g.completions[0]:
+            assert c.text == "The answer is 3." and c.finish_reason == "eos"
+            assert c.n_tokens == 5 == len(c.token_times)          # 4 words + EOS (server usage)
+            assert len(c.logprobs) == 4 and all(len(t) == 3 for t in c.top_logprobs)
+            assert c.token_times == sorted(c.token_times) and c.token_times[0] >= g.usage.started
+            assert c.token_times[0] == c.token_times[1]           # one delta carried two tokens
+        body = srv.requests[0]
+        assert body["n"] == 2 and body["logprobs"] is True and body["top_logprobs"] == 3 and body["seed"] == 1
+        assert "top_k" not in body
+        assert {"logprobs", "top_logprobs", "timestamps", "prefix"} <= b.capabilities()
+        assert "hidden_states" not in b.capabilities()
+        b.generate([Request("What is 1 + 2?")], SamplingParams(top_k=5, max_new_tokens=4))
+        assert srv.requests[-1]["top_k"] == 5 and srv.requests[-1]["max_tokens"] == 4
+
+
+@pytest.mark.parametrize("style", ["vllm", "keep"])
+def test_stop_strings_and_finish_reasons(style):
+    script = lambda prompt, prefix, i, seed: "Step one.\n\nStep two is long and goes on."  # noqa: E731
+    with FakeOpenAIServer(script, stop_style=style) as srv, backend(srv) as b:
+        g = b.generate([Request("go")], SamplingParams(stop=("\n\n",)))
+        c = g.completions[0][0]
+        assert (c.text, c.finish_reason, c.stop_string) == ("Step one.", "stop", "\n\n")
+        assert srv.requests[0]["stop"] == ["\n\n"]
+        g = b.generate([Request("go")], SamplingParams(max_new_tokens=3))
+        c = g.completions[0][0]
+        assert c.finish_reason == "length" and c.n_tokens == 3
+
+
+def test_completions_endpoint_raw_prompt():
+    with FakeOpenAIServer() as srv, backend(srv) as b:
+        g = b.generate([Request("What is 4 + 4?", n=2, raw=True)], SamplingParams(top_logprobs=2))
+        assert [c.text for c in g.completions[0]] == ["The answer is 8."] * 2
+        assert all(len(t) == 2 for t in g.completions[0][0].top_logprobs)
+        assert srv.paths == ["/v1/completions"] and srv.requests[0]["logprobs"] == 2
+
+
+# --- usage ------------------------------------------------------------------------------------------
+
+def test_counted_locally_when_usage_omitted(tokenizer):
+    with FakeOpenAIServer(usage=False) as srv, backend(srv, tokenizer=tokenizer) as b:
+        g = b.generate([Request("What is 2 + 2?", n=2)], SamplingParams())
+        assert g.usage.counted_locally and all(u.counted_locally for u in g.per_request)
+        want = len(tokenizer("The answer is 4.", add_special_tokens=False).input_ids) + 1  # + EOS
+        assert [c.n_tokens for c in g.completions[0]] == [want, want]
+        assert g.completions[0][0].token_ids[-1] == tokenizer.eos_token_id     # real ids when counts agree
+        rendered = tokenizer.apply_chat_template([{"role": "user", "content": "What is 2 + 2?"}],
+                                                 add_generation_prompt=True, tokenize=False)
+        assert g.prompt_tokens == [len(tokenizer(rendered, add_special_tokens=False).input_ids)]
+        r = run_sampling_batch(tasks(1), [Plan(max_samples=2)], b)[0]
+        assert r.compute.tokens_counted_locally and r.answer == "2"
+
+
+def test_no_usage_and_no_tokenizer_is_a_clear_error():
+    with FakeOpenAIServer(usage=False) as srv, backend(srv) as b:
+        with pytest.raises(AdaptiveError, match="no token usage.*tokenizer="):
+            b.generate([Request("hi")], SamplingParams())
+
+
+# --- capabilities -----------------------------------------------------------------------------------
+
+def test_missing_top_logprobs_raises_capability_error():
+    with FakeOpenAIServer(support_logprobs=False) as srv, backend(srv) as b:
+        g = b.generate([Request("What is 1 + 1?")], SamplingParams())  # plain call: fine, no logprobs
+        assert g.completions[0][0].text == "The answer is 2." and g.completions[0][0].logprobs == []
+        with pytest.raises(CapabilityError, match="top_logprobs"):
+            b.generate([Request("What is 1 + 1?")], SamplingParams(top_logprobs=5))
+        assert "top_logprobs" not in b.capabilities()
+        with pytest.raises(CapabilityError, match="top_logprobs"):  # remembered: refused before any call
+            b.generate([Request("What is 1 + 1?")], SamplingParams(top_logprobs=5))
+        with pytest.raises(CapabilityError, match="confidence|top_logprobs"):
+            run_sampling_batch(tasks(1), [Plan(max_samples=2, stopping="confidence")], b)
+
+
+def test_n_ignored_falls_back_to_concurrent_requests_with_distinct_seeds():
+    seeds = []
+
+    def script(prompt, prefix, i, seed):
+        seeds.append(seed)
+        return f"The answer is {seed % 3}."
+
+    with FakeOpenAIServer(script, support_n=False) as srv, backend(srv) as b:
+        g = b.generate([Request("q", n=4)], SamplingParams(seed=11))
+        assert len(g.completions[0]) == 4 and b.supports_n is False
+        assert srv.requests[0]["n"] == 4 and all("n" not in r for r in srv.requests[1:])
+        assert len(set(seeds)) == 4  # the first call's seed plus three derived ones
+        g = b.generate([Request("q", n=3)], SamplingParams(seed=12))
+        assert len(g.completions[0]) == 3 and all("n" not in r for r in srv.requests[5:])
+        assert g.per_request[0].samples == 3
+
+
+def test_prefix_continuation_and_fallbacks(tokenizer):
+    with FakeOpenAIServer() as srv, backend(srv) as b:
+        b.generate([Request("What is 3 + 3?", prefix="Let me think.")], SamplingParams())
+        body = srv.requests[-1]
+        assert body["continue_final_message"] is True and body["messages"][-1] == {"role": "assistant",
+                                                                                   "content": "Let me think."}
+    with FakeOpenAIServer(support_prefix=False) as srv:
+        with backend(srv) as b:
+            with pytest.raises(CapabilityError, match="prefix"):
+                b.generate([Request("What is 3 + 3?", prefix="Let me think.")], SamplingParams())
+        with backend(srv, tokenizer=tokenizer) as b:
+            g = b.generate([Request("What is 3 + 3?", prefix="Let me think.")], SamplingParams())
+            assert g.completions[0][0].text == "The answer is 6."
+            assert srv.paths[-1] == "/v1/completions" and srv.requests[-1]["prompt"].endswith("Let me think.")
+            assert b.supports_prefix is False
+
+
+def test_strict_server_refusals_are_learned_or_named():
+    with FakeOpenAIServer(strict=True) as srv, backend(srv) as b:
+        with pytest.raises(CapabilityError, match="top_k"):
+            b.generate([Request("What is 1 + 5?")], SamplingParams(top_k=4))
+        with pytest.raises(CapabilityError, match="ignore_eos"):
+            b.generate([Request("What is 1 + 5?")], SamplingParams(ignore_eos=True))
+        with pytest.raises(CapabilityError, match="prefix"):
+            b.generate([Request("What is 1 + 5?", prefix="So")], SamplingParams())
+        assert b.stats.failed >= 2
+
+
+def test_prompt_pass_and_hidden_states_need_hf():
+    b = OpenAIBackend("http://127.0.0.1:9", "m")
+    with pytest.raises(CapabilityError, match="HF backend"):
+        b.prompt_pass(["hi"])
+    with pytest.raises(CapabilityError, match="hidden"):
+        b.generate([Request("hi")], SamplingParams(), hidden_states=True)
+
+
+def test_generate_from_a_running_event_loop():
+    with FakeOpenAIServer() as srv, backend(srv) as b:
+        async def notebook_cell():  # Jupyter runs cells inside a loop; generate() still works
+            return b.generate([Request("What is 2 + 7?")], SamplingParams())
+
+        g = asyncio.run(notebook_cell())
+        assert g.completions[0][0].text == "The answer is 9."
+
+
+def test_factory_builds_openai_backend():
+    with FakeOpenAIServer() as srv:
+        with pytest.raises(ConfigError, match="needs model"):
+            make_backend({"kind": "openai", "base_url": srv.url})
+        b = make_backend({"kind": "openai", "base_url": srv.url.removesuffix("/v1"), "max_in_flight": 2},
+                         model="fake-model")
+        assert isinstance(b, OpenAIBackend) and b.max_in_flight == 2 and b.base_url == srv.url
+        assert b.generate([Request("What is 1 + 1?")], SamplingParams()).completions[0][0].text == "The answer is 2."
+        b.close()
+    with pytest.raises(ConfigError, match="base_url"):
+        env = os.environ.pop("OPENAI_BASE_URL", None)
+        try:
+            make_backend({"kind": "openai", "model": "m"})
+        finally:
+            if env is not None:
+                os.environ["OPENAI_BASE_URL"] = env
+    with pytest.raises(ConfigError, match="unknown key"):
+        make_backend({"kind": "openai", "base_url": "http://x", "model": "m", "bogus": 1})
+
+
+# --- faults, retries, concurrency -------------------------------------------------------------------
+
+N_FAULTY = 10
+
+
+@pytest.mark.parametrize("kind", ["drop", "hang", "500", "429", "cut"])
+def test_faults_are_retried_without_loss_or_duplication(kind):
+    faults = {"kind": kind, "times": 2}
+    with FakeOpenAIServer(faults=faults, hang_s=1.0, token_delay_s=0.002) as srv, \
+            backend(srv, timeout_s=0.3 if kind == "hang" else 5, max_retries=4) as b:
+        reqs = [Request(f"What is {i} + 100?", n=1 + i % 2) for i in range(N_FAULTY)]
+        g = b.generate(reqs, SamplingParams(top_logprobs=2))
+        for i, comps in enumerate(g.completions):
+            assert len(comps) == reqs[i].n
+            assert all(c.text == f"The answer is {i + 100}." and c.finish_reason == "eos" for c in comps)
+            assert all(c.n_tokens == 5 and len(c.logprobs) == 4 for c in comps)  # no partial tokens mixed in
+        s = b.stats
+        assert (s.requests, s.attempted, s.retried, s.failed) == (N_FAULTY, 3 * N_FAULTY, 2 * N_FAULTY, 0)
+        assert len(srv.completed) == N_FAULTY        # one complete answer per request: none lost, none twice
+        assert g.usage.generated_tokens == srv.completion_tokens_sent
+        if kind == "cut":
+            assert s.discarded_samples == 2 * sum(r.n for r in reqs)
+
+
+def test_permanent_failure_gives_clear_error_after_max_retries():
+    with FakeOpenAIServer(faults={"kind": "500", "times": None}) as srv, backend(srv, max_retries=3) as b:
+        with pytest.raises(AdaptiveError) as e:
+            b.generate([Request("What is 1 + 1?")], SamplingParams())
+        msg = str(e.value)
+        assert srv.url + "/chat/completions" in msg and "500" in msg and "4 attempts" in msg
+        assert (b.stats.attempted, b.stats.retried, b.stats.failed) == (4, 3, 1)
+        assert len(srv.requests) == 4
+
+
+def test_retry_after_is_honoured():
+    with FakeOpenAIServer(faults={"kind": "429", "times": 1}, retry_after="0.3") as srv, backend(srv) as b:
+        t0 = time.perf_counter()
+        b.generate([Request("What is 1 + 1?")], SamplingParams())
+        assert time.perf_counter() - t0 >= 0.3 and b.stats.retried == 1
+
+
+def test_concurrency_is_bounded_by_max_in_flight():
+    with FakeOpenAIServer(support_n=False, token_delay_s=0.01) as srv, backend(srv, max_in_flight=3) as b:
+        g = b.generate([Request(f"What is {i} + 1?", n=2) for i in range(6)], SamplingParams())
+        assert sum(len(c) for c in g.completions) == 12
+        assert 2 <= srv.max_active <= 3 and b.stats.max_in_flight_seen <= 3
+
+
+# --- a real server ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def real_server():
+    """`transformers serve` on the embedded model (converted copy), CPU, bounded startup, always stopped."""
+    from servers.transformers_serve import start_transformers_serve
+
+    srv = start_transformers_serve(startup_s=75)
+    if isinstance(srv, str):
+        pytest.skip(srv)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.mark.model
+def test_real_transformers_serve(real_server, tokenizer):
+    b = OpenAIBackend(real_server.url, real_server.model, tokenizer=tokenizer, timeout_s=60, max_in_flight=4)
+    try:
+        g = b.generate([Request("What is 2 + 3? Answer with a number.", n=2)],
+                       SamplingParams(max_new_tokens=12, temperature=0.7, seed=3))
+        assert len(g.completions[0]) == 2 and b.supports_n is False  # transformers serve ignores n
+        for c in g.completions[0]:
+            assert c.n_tokens >= 1 and len(c.token_times) == c.n_tokens and c.finish_reason in ("eos", "length")
+        assert g.usage.generated_tokens == sum(c.n_tokens for c in g.completions[0]) and not g.usage.counted_locally
+        with pytest.raises(CapabilityError, match="top_logprobs"):
+            b.generate([Request("Hi")], SamplingParams(max_new_tokens=2, top_logprobs=3))
+        ts = [Task(prompt="What is 2 + 2? Answer with a number.", extract=NUMBER, ledger=Ledger())]
+        r = run_sampling_batch(ts, [Plan(max_samples=4, wave_size=2, stopping="beta", max_new_tokens=16,
+                                         temperature=0.2, seed=1)], b)[0]
+        assert 2 <= r.compute.samples <= 4 and r.compute.generated_tokens == sum(s.tokens for s in r.samples)
+        assert r.stop_reason in ("stopping:beta", "max_samples") and r.compute.ttft_s is not None
+        assert b.stats.failed == 0
+    finally:
+        b.close()
