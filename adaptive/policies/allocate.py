@@ -1,0 +1,148 @@
+"""`kind: allocate` — split a batch's compute budget across its prompts by expected marginal gain.
+
+    schema: 1
+    kind: allocate
+    estimator: estimators/probe.joblib   # or null: the caller passes difficulties
+    budget: {unit: samples, mean: 4}     # batch budget = mean * number of prompts (unit: samples | tokens)
+    per_prompt_cap: 16                   # max samples for one prompt
+    min_per_prompt: 1                    # every prompt gets at least this many samples (>= 1)
+    curve: best_of_b                     # or {kind: majority, acc: {0: [...], 1: [...]}} (fitted from a bank)
+    tokens_per_sample: 48                # unit: tokens only; default base_plan.max_new_tokens (worst case)
+    base_plan: {strategy: self_consistency, max_new_tokens: 48}
+    stopping: {rule: beta, params: {threshold: 0.95}, wave_size: 2}   # optional: allocation is a ceiling
+
+`plan_batch` returns one Plan per prompt (base_plan with max_samples = its allocation) and an
+AllocationReport (per prompt p_hat, bin, allocated samples, expected success and expected gain over the
+minimum). With unit: tokens the budget counts expected tokens, b * tokens_per_sample per prompt.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+from ..errors import InputError
+from ..plan import Plan
+from .allocator import greedy_allocate
+from .base import PlanBatch, Policy
+from .curves import Curve, parse_curve
+from .schema import COMMON_KEYS, apply_stopping, check_keys, is_int, is_num, need, parse_plan
+
+KEYS = COMMON_KEYS | {"estimator", "budget", "per_prompt_cap", "min_per_prompt", "curve", "base_plan",
+                      "tokens_per_sample"}
+UNITS = ("samples", "tokens")
+
+
+@dataclass
+class AllocationRow:
+    index: int
+    p_hat: float
+    bin: int
+    samples: int
+    expected_success: float
+    expected_gain: float
+
+
+@dataclass
+class AllocationReport:
+    unit: str
+    mean: float
+    total: float
+    spent: float
+    rows: list[AllocationRow] = field(default_factory=list)
+
+    @property
+    def expected_accuracy(self) -> float:
+        return sum(r.expected_success for r in self.rows) / len(self.rows) if self.rows else 0.0
+
+    def to_dict(self) -> dict:
+        return {"unit": self.unit, "mean": self.mean, "total": self.total, "spent": self.spent,
+                "expected_accuracy": self.expected_accuracy, "rows": [asdict(r) for r in self.rows]}
+
+    def table(self) -> str:
+        lines = [f"allocation: {self.spent:g} of {self.total:g} {self.unit} (mean {self.mean:g}); "
+                 f"expected accuracy {self.expected_accuracy:.3f}",
+                 f"{'#':>4} {'p_hat':>6} {'bin':>3} {'b':>3} {'E[succ]':>8} {'gain':>7}"]
+        lines += [f"{r.index:>4} {r.p_hat:>6.3f} {r.bin:>3} {r.samples:>3} {r.expected_success:>8.3f} "
+                  f"{r.expected_gain:>7.3f}" for r in self.rows]
+        return "\n".join(lines)
+
+
+@dataclass
+class AllocatePolicy(Policy):
+    unit: str = "samples"
+    mean: float = 4.0
+    per_prompt_cap: int = 16
+    min_per_prompt: int = 1
+    curve: Curve = None  # type: ignore[assignment]
+    tokens_per_sample: float | None = None
+    base_plan: Plan = None  # type: ignore[assignment]
+    last_report: AllocationReport | None = None
+
+    kind = "allocate"
+
+    @property
+    def needs_estimator(self) -> bool:
+        return True
+
+    def _mean(self, budget) -> tuple[str, float]:
+        if budget is None:
+            return self.unit, self.mean
+        if isinstance(budget, dict):
+            unit, mean = budget.get("unit", self.unit), budget.get("mean")
+        else:
+            unit, mean = self.unit, budget
+        if unit not in UNITS or not is_num(mean) or mean <= 0:
+            raise InputError(f"budget={budget!r}: a mean > 0 (in {self.unit}) or {{unit: samples|tokens, mean: x}}")
+        return unit, float(mean)
+
+    def allocate(self, difficulties, budget=None) -> AllocationReport:
+        unit, mean = self._mean(budget)
+        n = len(difficulties)
+        cost = 1.0 if unit == "samples" else float(self.tokens_per_sample or self.base_plan.max_new_tokens)
+        curves = [self.curve.values(d, self.per_prompt_cap) for d in difficulties]
+        total = mean * n
+        alloc = greedy_allocate(curves, total, cost, self.min_per_prompt) if n else []
+        rows = [AllocationRow(i, float(d.p_hat), int(d.bin), b, f[b], f[b] - f[self.min_per_prompt])
+                for i, (d, b, f) in enumerate(zip(difficulties, alloc, curves))]
+        return AllocationReport(unit, mean, total, sum(alloc) * cost, rows)
+
+    def plan_batch(self, prompts: Sequence, difficulties=None, budget=None) -> PlanBatch:
+        diffs = self._difficulties(prompts, difficulties)
+        report = self.allocate(diffs, budget)
+        cache: dict[int, Plan] = {}
+        plans = []
+        for r in report.rows:
+            if r.samples not in cache:
+                cache[r.samples] = self.base_plan.replace(max_samples=r.samples)
+            plans.append(cache[r.samples])
+        self.last_report = report
+        return PlanBatch(plans, report)
+
+
+def parse_allocate(raw: dict, path: str, common: dict) -> AllocatePolicy:
+    check_keys(raw, KEYS, path)
+    est = raw.get("estimator")
+    need(est is None or isinstance(est, str), path, "estimator", "a path to an estimator file, or null")
+    budget = raw.get("budget")
+    need(isinstance(budget, dict), path, "budget", "required, {unit: samples|tokens, mean: x}")
+    check_keys(budget, {"unit", "mean"}, path, "budget.")
+    unit = budget.get("unit", "samples")
+    need(unit in UNITS, path, "budget.unit", f"{unit!r}: one of {', '.join(UNITS)}")
+    mean = budget.get("mean")
+    need(is_num(mean) and mean > 0, path, "budget.mean", f"{mean!r}: a number > 0")
+    cap = raw.get("per_prompt_cap")
+    need(is_int(cap) and cap >= 1, path, "per_prompt_cap", f"{cap!r}: required, an integer >= 1")
+    mn = raw.get("min_per_prompt", 1)
+    need(is_int(mn) and 1 <= mn <= cap, path, "min_per_prompt", f"{mn!r}: an integer in [1, per_prompt_cap={cap}]")
+    tps = raw.get("tokens_per_sample")
+    need(tps is None or (is_num(tps) and tps > 0), path, "tokens_per_sample", f"{tps!r}: a number > 0")
+    base_raw = raw.get("base_plan", {}) or {}
+    base = apply_stopping(parse_plan(base_raw, path, "base_plan"), common["stopping"])
+    if unit == "samples":
+        need(mean >= mn, path, "budget.mean", f"{mean!r}: below min_per_prompt={mn}")
+    else:
+        need(mean >= mn * float(tps or base.max_new_tokens), path, "budget.mean",
+             f"{mean!r} tokens cannot cover min_per_prompt={mn} samples of {tps or base.max_new_tokens} tokens")
+    curve = parse_curve(raw.get("curve", "best_of_b"), path)
+    return AllocatePolicy(unit=unit, mean=float(mean), per_prompt_cap=cap, min_per_prompt=mn, curve=curve,
+                          tokens_per_sample=tps, base_plan=base, estimator=est, **common)

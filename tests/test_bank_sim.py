@@ -1,0 +1,120 @@
+"""Sample banks (import, save/load, from eval records) and the offline simulator."""
+import json
+import math
+
+import pytest
+
+from adaptive.bank import Bank, BankPrompt, BankSample, NotReplayable, Simulator, simulate
+from adaptive.errors import ConfigError
+from adaptive.plan import Plan
+from adaptive.policies import parse_policy
+from adaptive.stopping import esc_expected_samples
+
+
+def prompt(pid, answers, gold="g", tokens=10, p_hat=None, bin_=None):
+    return BankPrompt(pid, f"question {pid}", gold,
+                      [BankSample(a, float(a == gold), tokens) for a in answers], {}, p_hat, bin_)
+
+
+def test_esc_mean_samples_matches_closed_form():
+    # answer distribution p = (0.6, 0.3), 10% unparseable; 200 samples per prompt in exact proportions, so
+    # drawing 8 without replacement is close to i.i.d.; window w = 2, cap K*w = 8.
+    answers = ["a"] * 120 + ["b"] * 60 + [None] * 20
+    bank = Bank([prompt(str(i), answers, gold="a") for i in range(4)])
+    sim = Simulator(bank, seeds=250, seed=0)
+    for w, k in ((2, 4), (3, 3)):
+        r = sim.run_plan(Plan(max_samples=k * w, wave_size=w, stopping="esc", stopping_params={"window": w}))
+        expected = esc_expected_samples([0.6, 0.3], w, k * w)
+        assert abs(r.mean_samples - expected) < 4 * r.samples_se + 0.05, (w, r.mean_samples, expected)
+        assert r.mean_tokens == pytest.approx(10 * r.mean_samples)
+
+
+def test_fixed_n_accuracy_equals_hand_computed():
+    # Deterministic at N = 4 (all of each prompt's samples): majority g, majority w, g against Nones
+    # (None never wins), all None.
+    det = Bank([prompt("a", ["g", "g", "w", None]), prompt("b", ["w", "w", "g", None]),
+                prompt("c", ["g", None, None, None]), prompt("d", [None] * 4)])
+    r = simulate(det, Plan(max_samples=4), seeds=5)
+    assert r.accuracy == 0.5 and r.mean_samples == 4 and r.mean_tokens == 40
+    # Random order: from {g, g, w, w} draw 3 without replacement: g wins in 2 of the 4 subsets -> 0.5;
+    # N = 1 -> 0.5; N = 2: a 1-1 tie goes to the first drawn -> 0.5; N = 4: tie, first drawn -> 0.5.
+    # From {g, g, g, w}: N = 1 -> .75, N = 2 -> 1 - P(w first) = .75, N = 3 -> 1 (g has >= 2 of any 3).
+    bank = Bank([prompt("e", ["g", "g", "w", "w"]), prompt("f", ["g", "g", "g", "w"])])
+    sim = Simulator(bank, seeds=600, seed=1)
+    curve = sim.fixed_curve(4)
+    for n, (pe, pf) in {1: (0.5, 0.75), 2: (0.5, 0.75), 3: (0.5, 1.0), 4: (0.5, 1.0)}.items():
+        r = sim.run_plan(Plan(max_samples=n))
+        assert r.per_prompt_acc[0] == pytest.approx(pe, abs=0.07)
+        assert r.per_prompt_acc[1] == pytest.approx(pf, abs=0.07)
+        assert curve.acc[:, n - 1] == pytest.approx(r.per_prompt_acc)  # fast path = replay (same seeds)
+    assert r.ci[0] <= r.accuracy <= r.ci[1]
+
+
+def test_stopping_and_policies_replay():
+    bank = Bank([prompt(str(i), ["g"] * 8 if i % 2 else ["g", "w", "x", "g", "w", "g", "y", "g"],
+                        p_hat=0.9 if i % 2 else 0.2, bin_=1 if i % 2 else 0) for i in range(6)])
+    sim = Simulator(bank, seeds=20)
+    beta = sim.run_plan(Plan(max_samples=8, wave_size=2, stopping="beta", stopping_params={"threshold": 0.8}))
+    assert beta.mean_samples < 8
+    binned = parse_policy({"schema": 1, "kind": "binned", "bins": [{"bin": 0, "plan": {"max_samples": 8}},
+                                                                  {"bin": 1, "plan": {"max_samples": 1}}]}, "mem")
+    r = sim.run(binned)
+    assert r.mean_samples == pytest.approx((8 + 1) / 2)
+    alloc = parse_policy({"schema": 1, "kind": "allocate", "budget": {"unit": "samples", "mean": 3},
+                          "per_prompt_cap": 8, "curve": "best_of_b"}, "mem")
+    ra = sim.run(alloc)
+    assert ra.mean_samples <= 3 + 1e-9
+    capped = sim.run_plan(Plan(max_samples=8, max_new_tokens=10, max_total_tokens=35))
+    # as fit_wave: 3 samples of <= 10 tokens fit in 35, then one more cut to the 5 tokens left
+    assert capped.mean_tokens == 35 and capped.mean_samples == 4
+    with pytest.raises(NotReplayable, match="beam_search"):
+        sim.run_plan(Plan(strategy="beam_search", verifier="logprob"))
+    with pytest.raises(ConfigError, match="p_hat"):
+        Simulator(Bank([prompt("z", ["g"])]), seeds=1).run(binned)
+
+
+def test_bank_from_plain_jsonl_and_roundtrip(tmp_path):
+    src = tmp_path / "plain.jsonl"
+    rows = [{"id": "q1", "question": "2+2?", "gold": "4",
+             "outputs": ["The answer is 4.", "I think 5", "no idea"]},
+            {"question": "3+3?", "answer": "6", "answers": ["6", None], "correct": [1, 0], "tokens": [7, 9]},
+            {"prompt": "1+1?", "gold": "2", "samples": [{"text": "2", "tokens": 3}, {"answer": "3", "score": 0.1}]}]
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    bank = Bank.from_jsonl(src, extractor="number", grader="numeric")
+    assert [p.id for p in bank.prompts] == ["q1", "row2", "row3"]
+    a = bank.prompts[0].samples
+    assert [s.answer for s in a] == ["4", "5", None] and [s.correct for s in a] == [1.0, 0.0, 0.0]
+    assert a[0].tokens == 4  # whitespace words of the raw output
+    assert [s.tokens for s in bank.prompts[1].samples] == [7, 9]
+    assert [s.correct for s in bank.prompts[2].samples] == [1.0, 0.0] and bank.prompts[2].samples[1].score == 0.1
+    path = bank.save(tmp_path / "bank.jsonl")
+    again = Bank.load(path)
+    assert again.prompts == bank.prompts and again.source["kind"] == "jsonl"
+    with pytest.raises(ConfigError, match="grader"):
+        Bank.from_jsonl(src, extractor="number")
+    with pytest.raises(ConfigError, match="not a sample bank"):
+        Bank.load(src)
+    tune, held = again.split(0.5, seed=0)
+    assert len(tune) + len(held) == 3 and not {p.id for p in tune.prompts} & {p.id for p in held.prompts}
+
+
+def test_bank_from_eval_run_with_fake_backend(tmp_path):
+    import yaml
+
+    from adaptive.backends.fake import FakeBackend
+    from adaptive.bank.build import build_bank
+
+    cfg = {"task": "arith_mixed", "limit": 3, "seed": 0, "shuffle": False, "batch_size": 3,
+           "policies": [{"name": "sc", "plan": {"max_samples": 2, "max_new_tokens": 16, "seed": 0}}]}
+    cpath = tmp_path / "c.yaml"
+    cpath.write_text(yaml.safe_dump(cfg))
+    fake = FakeBackend(lambda p, pre, i, rng: f"The answer is {rng.choice([1, 2, 3])}.")
+    bank = build_bank(cpath, tmp_path / "bank.jsonl", samples=5, run_dir=tmp_path / "run", backend=fake,
+                      progress=False)
+    assert len(bank) == 3 and all(len(p.samples) == 5 for p in bank.prompts)
+    assert bank.source["policy"] == "bank_k5" and bank.source["plan"]["max_samples"] == 5
+    assert all(s.tokens > 0 for p in bank.prompts for s in p.samples)
+    loaded = Bank.load(tmp_path / "bank.jsonl")
+    assert loaded.prompts[0].meta.get("difficulty") and math.isclose(
+        loaded.prompts[0].pass_rate, sum(s.correct for s in loaded.prompts[0].samples) / 5)
+    assert Bank.from_eval_records(tmp_path / "run").source["policy"] == "bank_k5"
