@@ -163,6 +163,23 @@ def bench_mixed_batch(b, cfg, report):
     padded = toks / (time.perf_counter() - t0)
     report["mixed_batch_vs_loop_speedup"] = ours / loop
     report["mixed_batch_vs_padded_speedup"] = ours / padded
+    cb = _continuous_batching(b, prompts, n, mean_len)
+    if cb is not None:
+        report["mixed_batch_vs_transformers_generate_batch"] = ours / cb
+
+
+def _continuous_batching(b, prompts, n, new):
+    """transformers' own continuous batching (paged attention) on the same rows; tok/s or None."""
+    from transformers import GenerationConfig
+
+    if not hasattr(b.model, "generate_batch"):
+        return None
+    gc = GenerationConfig(max_new_tokens=new, min_new_tokens=new, do_sample=True, temperature=0.7,
+                          eos_token_id=list(b.eos_ids), pad_token_id=b.pad_id)
+    inputs = [b.render(q) for q in prompts for _ in range(n)]
+    b.model.generate_batch(inputs=inputs[:2], generation_config=gc)  # warm-up outside the timing
+    out, t = _timed(lambda: b.model.generate_batch(inputs=inputs, generation_config=gc))
+    return sum(len(o.generated_tokens) for o in out.values()) / t
 
 
 def bench_waves(b, cfg, report):

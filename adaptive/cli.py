@@ -33,6 +33,26 @@ def summary_line(result) -> str:
     return " | ".join(parts)
 
 
+def add_backend_args(p) -> None:
+    p.add_argument("--backend", choices=["hf", "openai"], default=None,
+                   help="hf: local transformers model (default); openai: an OpenAI-compatible server")
+    p.add_argument("--base-url", default=None, help="server URL for --backend openai (e.g. http://127.0.0.1:8000/v1)")
+    p.add_argument("--api-key", default=None, help="API key for --backend openai (or $OPENAI_API_KEY)")
+
+
+def backend_config(args, default: dict | None = None) -> dict:
+    """The `backend:` mapping: the config's, with what the CLI flags say on top."""
+    default = dict(default or {"kind": "hf"})
+    kind = args.backend or default.get("kind", "hf")
+    cfg = default if default.get("kind", "hf") == kind else {}
+    cfg["kind"] = kind
+    if kind == "openai":
+        cfg.update({k: v for k, v in (("base_url", args.base_url), ("api_key", args.api_key)) if v})
+    elif getattr(args, "device", None):
+        cfg["device"] = args.device
+    return cfg
+
+
 def cmd_generate(args) -> int:
     from .generator import AdaptiveGenerator
     from .plan import Plan
@@ -42,7 +62,9 @@ def cmd_generate(args) -> int:
                 verifier=args.verifier, aggregation=args.aggregation, refine_steps=args.refine_steps,
                 search_width=args.width, search_beams=args.beams, search_depth=args.depth,
                 extractor=args.extractor)
-    gen = AdaptiveGenerator.from_pretrained(args.model, policy=plan, device=args.device)
+    from .backends.factory import make_backend
+
+    gen = AdaptiveGenerator(backend=make_backend(backend_config(args), args.model), policy=plan)
     result = gen.generate(args.prompt)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
@@ -57,6 +79,8 @@ def cmd_eval(args) -> int:
     from .evaluate import load_config, run_eval
 
     config = load_config(args.config)
+    if args.backend or args.base_url:
+        config.backend = backend_config(args, config.backend)
     out = args.out or f"runs/{args.config.rsplit('/', 1)[-1].removesuffix('.yaml')}"
     only = [p for p in (args.policy or "").split(",") if p] or None
     run_eval(config, out, only=only, limit=args.limit, progress=not args.quiet)
@@ -90,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("prompt")
     g.add_argument("--model", default=None, help="hub id or local path (default: the embedded SmolLM2-135M)")
     g.add_argument("--device", default="auto")
+    add_backend_args(g)
     g.add_argument("--samples", type=int, default=4, help="sample cap (default 4)")
     g.add_argument("--wave", type=int, default=0, help="samples per wave (0 = all at once)")
     g.add_argument("--strategy", default="self_consistency")
@@ -113,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int, default=None, help="number of prompts (overrides the config)")
     e.add_argument("--out", default=None, help="run directory (default runs/<config name>); reused = resume")
     e.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    add_backend_args(e)
     e.set_defaults(func=cmd_eval)
 
     r = sub.add_parser("report", help="print the table and (re)write plots and report.md for a run directory")
@@ -124,6 +150,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_arguments(t)
     t.set_defaults(func=cmd_train_estimator)
+
+    k = sub.add_parser("bank", help="draw K samples per prompt with the eval runner and save a sample bank")
+    from .bank import add_bank_arguments, main_bank
+
+    add_bank_arguments(k)
+    k.set_defaults(func=main_bank)
+
+    u = sub.add_parser("tune", help="tune policies on a sample bank; write one policy per budget and the frontier")
+    from .tune import add_tune_arguments, main_tune
+
+    add_tune_arguments(u)
+    u.set_defaults(func=main_tune)
 
     b = sub.add_parser("bench", help="measure load time, tokens/s and batching ratios on this machine")
     b.add_argument("--config", default=None, help="YAML bench config (configs/bench/*.yaml)")

@@ -1,7 +1,10 @@
-"""The Python API: AdaptiveGenerator wraps a model and runs prompt -> Plan -> Strategy -> Result.
+"""The Python API: AdaptiveGenerator wraps a model and runs prompt -> Estimator -> Policy -> Plan ->
+Strategy -> Result.
 
-Until a policy chooses plans per prompt, every prompt runs one fixed Plan (by default: N samples,
-majority vote over extracted answers). `budget` sets the sample cap for a request.
+`policy` is a Plan (every prompt runs it), or a policy file / name from policies/ (fixed, binned by
+difficulty, or a batch allocation), whose estimator scores each prompt first. Without one, every prompt
+runs the default Plan: 4 samples, majority vote. Per-call Plan fields (`samples=8`, `stopping="beta"`)
+override the policy with one fixed Plan for that call.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from typing import Iterator, Sequence
 
 from .backends.base import PromptLike, check_prompt
 from .compute import LatencyTargets, Ledger
-from .errors import InputError, NotImplementedFeature, PlanError
+from .errors import InputError, PlanError
 from .plan import Plan
 from .registries import load_builtins
 from .result import Result
@@ -31,8 +34,8 @@ class StreamEvent:
 
 class AdaptiveGenerator:
     def __init__(self, model=None, tokenizer=None, *, backend=None, plan: Plan | dict | None = None,
-                 extractor: str = "auto", targets: LatencyTargets | None = None, model_id: str | None = None,
-                 stop: Sequence[str] = ()):
+                 policy=None, estimator=None, extractor: str = "auto", targets: LatencyTargets | None = None,
+                 model_id: str | None = None, stop: Sequence[str] = ()):
         load_builtins()
         if backend is None:
             if model is None or tokenizer is None:
@@ -41,17 +44,43 @@ class AdaptiveGenerator:
 
             backend = HFBackend(model, tokenizer, model_id=model_id)
         self.backend = backend
+        self.policy = None
+        if policy is not None and not isinstance(policy, (Plan, dict)):
+            from .policies import load_policy
+
+            self.policy = load_policy(policy)
+            plan = plan or getattr(self.policy, "plan", None)
+        elif policy is not None:
+            plan = policy
         self.plan = self._as_plan(plan)
+        self.estimator = estimator
+        if self.policy is not None and self.policy.needs_estimator and estimator is None:
+            path = self.policy.estimator_path()
+            if path is not None:
+                from .estimators import load_estimator
+
+                self.estimator = load_estimator(path, self.backend)
+        self.last_allocation = None
         self.extractor = extractor
         self.targets = targets or LatencyTargets()
         self.stop = tuple(stop)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | None = None, policy: Plan | dict | None = None,
-                        device: str = "auto", dtype="auto", **kw) -> "AdaptiveGenerator":
+    def from_pretrained(cls, name_or_path: str | None = None, policy=None, device: str = "auto", dtype="auto",
+                        **kw) -> "AdaptiveGenerator":
+        """A local Hugging Face model (default: the embedded SmolLM2); `policy` = Plan, dict, or policy file."""
         from .backends.hf import HFBackend
 
-        return cls(backend=HFBackend.from_pretrained(name_or_path, device=device, dtype=dtype), plan=policy, **kw)
+        return cls(backend=HFBackend.from_pretrained(name_or_path, device=device, dtype=dtype), policy=policy, **kw)
+
+    @classmethod
+    def from_server(cls, base_url: str, model: str, policy=None, api_key: str | None = None, tokenizer=None,
+                    **backend_kw) -> "AdaptiveGenerator":
+        """An OpenAI-compatible server (vLLM, SGLang, `transformers serve`) as the backend."""
+        from .backends.openai import OpenAIBackend
+
+        backend = OpenAIBackend(base_url, model, api_key=api_key, tokenizer=tokenizer, **backend_kw)
+        return cls(backend=backend, policy=policy)
 
     @staticmethod
     def _as_plan(plan) -> Plan:
@@ -61,8 +90,7 @@ class AdaptiveGenerator:
             return plan
         if isinstance(plan, dict):
             return Plan.from_dict(plan)
-        raise NotImplementedFeature(
-            f"policy={plan!r}: policy files are not implemented yet; pass a Plan or a dict of Plan fields")
+        raise PlanError("plan", plan, "expected a Plan or a dict of Plan fields")
 
     def plan_for(self, budget: int | None = None, **overrides) -> Plan:
         changes = {}
@@ -86,33 +114,33 @@ class AdaptiveGenerator:
         return Task(prompt=prompt, extract=extract, ledger=Ledger(),
                     targets=self.targets, stop=self.stop)
 
-    def _verifier(self, plan: Plan):
-        if plan.verifier is None:
-            return None
-        from .verifiers.base import make_verifier
-
-        return make_verifier(plan.verifier, plan.verifier_params, backend=self.backend)
-
-    def generate(self, prompt: PromptLike | Sequence[PromptLike], budget: int | None = None,
+    def generate(self, prompt: PromptLike | Sequence[PromptLike], budget=None, difficulties=None,
                  **kwargs) -> Result | list[Result]:
-        """One prompt -> Result; a list of prompts -> list of Results (sampled together in batches)."""
+        """One prompt -> Result; a list of prompts -> list of Results (sampled together in batches).
+
+        With a policy file and no per-call overrides, the policy picks each prompt's Plan (`budget`: a
+        per-prompt ceiling, or for `allocate` the batch's mean); otherwise one Plan for all prompts.
+        """
+        from .strategies.dispatch import run_plans, score_difficulties
+
         single = isinstance(prompt, str) or (isinstance(prompt, Sequence) and prompt and isinstance(prompt[0], dict))
         prompts = [prompt] if single else list(prompt)
         if not prompts:
             return []
-        plan = self.plan_for(budget, **kwargs)
-        tasks = [self._task(p, plan) for p in prompts]  # validate every prompt before spending anything
-        verifier = self._verifier(plan)
-        if plan.strategy in ("self_consistency", "best_of_n"):
-            from .strategies.sampling import run_sampling_batch
-
-            if plan.strategy == "best_of_n" and verifier is None:
-                raise PlanError("verifier", None, "best_of_n needs a verifier to pick the best sample")
-            results = run_sampling_batch(tasks, [plan] * len(tasks), self.backend, verifier)
+        use_policy = self.policy is not None and not kwargs
+        base = self.plan if use_policy else self.plan_for(budget, **kwargs)
+        tasks = [self._task(p, base) for p in prompts]  # validate every prompt before spending anything
+        if use_policy:
+            diffs = difficulties
+            if diffs is None and self.estimator is not None:
+                diffs = score_difficulties(self.estimator, tasks)
+            batch = self.policy.plan_batch(prompts, diffs, budget)
+            plans, self.last_allocation = batch.plans, batch.report
+            for t, d in zip(tasks, diffs or [None] * len(tasks)):
+                t.difficulty = t.difficulty or d
         else:
-            from .strategies.base import run_strategy
-
-            results = [run_strategy(t, plan, self.backend, verifier) for t in tasks]
+            plans = [base] * len(tasks)
+        results = run_plans(tasks, plans, self.backend)
         return results[0] if single else results
 
     def stream(self, prompt: PromptLike, budget: int | None = None, **kwargs) -> Iterator[StreamEvent]:

@@ -626,3 +626,23 @@ def test_search_task_stop_string_ends_the_beam(strategy):
     assert r.answer == "5"
     assert r.text == "step one\n\nThe answer is 5"
     assert len(b.calls) == 2
+
+
+def test_generator_applies_a_policy_file_per_prompt(tmp_path):
+    """A binned policy gives each prompt the plan of its difficulty bin; the cap is respected."""
+    import yaml
+
+    from adaptive.result import Difficulty
+
+    pol = tmp_path / "binned.yaml"
+    pol.write_text(yaml.safe_dump({
+        "schema": 1, "kind": "binned", "estimator": None, "base_plan": {"max_new_tokens": 32},
+        "bins": [{"max_p": 0.5, "plan": {"max_samples": 6}}, {"max_p": 1.0, "plan": {"max_samples": 1}}]}))
+    b = FakeBackend(["The answer is 4."])
+    gen = AdaptiveGenerator(backend=b, policy=str(pol))
+    hard, easy = gen.generate(["hard one", "easy one"],
+                              difficulties=[Difficulty(0.1, 0), Difficulty(0.9, 4)])
+    assert hard.compute.samples == 6 and easy.compute.samples == 1
+    assert hard.difficulty.p_hat == 0.1 and easy.plan.max_samples == 1
+    # Per-call Plan overrides replace the policy with one fixed plan for the call.
+    assert gen.generate("x", samples=2).compute.samples == 2

@@ -23,6 +23,7 @@ class PolicySpec:
     name: str
     plan: Plan | None = None
     policy_file: str | None = None
+    policy: object = None  # the loaded Policy, when policy_file is given
 
 
 @dataclass

@@ -4,16 +4,16 @@ from __future__ import annotations
 import json
 import platform
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from ..compute import LatencyTargets, Ledger
-from ..errors import ConfigError, NotImplementedFeature
+from ..errors import ConfigError
 from ..registries import load_builtins
 from .config import EvalConfig
 from .records import RECORDS, append_records, read_records, record_key, repair_tail
 
 RUN_META = "run.json"
-SAMPLING = ("self_consistency", "best_of_n")
 
 
 def library_versions() -> dict:
@@ -47,10 +47,32 @@ def _policies(config: EvalConfig, only: list[str] | None):
             raise ConfigError(f"{config.source}: no policy named {', '.join(missing)}; "
                               f"defined: {', '.join(sorted(names))}")
         pols = [p for p in pols if p.name in only]
+    from ..policies import load_policy
+
     for p in pols:
-        if p.plan is None:
-            raise NotImplementedFeature(f"policy {p.name!r}: policy files are not implemented yet; give a plan")
+        if p.plan is None and p.policy is None:
+            p.policy = load_policy(p.policy_file)
     return pols
+
+
+def _estimators(config: EvalConfig, policies, backend) -> dict:
+    """One loaded estimator per policy that needs one (the policy's own, else the config's)."""
+    from ..estimators import load_estimator
+
+    loaded: dict[str, object] = {}
+    out = {}
+    for p in policies:
+        if p.policy is None or not p.policy.needs_estimator:
+            continue
+        path = p.policy.estimator_path() or config.estimator
+        if path is None:
+            raise ConfigError(f"{config.source}: policy {p.name!r} needs a difficulty estimator: name one in "
+                              f"its policy file or as 'estimator:' in the config")
+        key = str(path)
+        if key not in loaded:
+            loaded[key] = load_estimator(path, backend)
+        out[p.name] = loaded[key]
+    return out
 
 
 def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = None, limit: int | None = None,
@@ -86,6 +108,7 @@ def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = No
     run_info = {"fingerprint": meta["fingerprint"], "model_id": backend.model_id, "seed": config.seed,
                 "versions": meta["versions"], "config": config.raw}
     targets = LatencyTargets(**config.latency_targets) if config.latency_targets else LatencyTargets()
+    estimators = _estimators(config, policies, backend)
     bar = _Progress(len(examples) * len(policies), len(done & {(e.id, p.name) for e in examples for p in policies}),
                     progress)
     for start in range(0, len(examples), config.batch_size):
@@ -94,7 +117,7 @@ def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = No
             pending = [ex for ex in batch if (ex.id, pol.name) not in done]
             if not pending:
                 continue
-            records = _run_batch(spec, pending, pol, backend, targets, run_info)
+            records = _run_batch(spec, pending, pol, backend, targets, run_info, estimators.get(pol.name))
             append_records(log, records)
             done.update(record_key(r) for r in records)
             bar.update(records)
@@ -106,20 +129,25 @@ def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = No
     return out
 
 
-def _run_batch(spec, examples, pol, backend, targets, run_info) -> list[dict]:
-    from ..strategies.base import Task, run_strategy
-    from ..strategies.sampling import run_sampling_batch
-    from ..verifiers.base import make_verifier
+def _run_batch(spec, examples, pol, backend, targets, run_info, estimator=None) -> list[dict]:
+    from ..strategies.base import Task
+    from ..strategies.dispatch import run_plans, score_difficulties
 
-    plan = pol.plan
-    verifier = make_verifier(plan.verifier, plan.verifier_params, backend) if plan.verifier else None
     tasks = [Task(prompt=ex.prompt, extract=lambda text, ex=ex: spec.extract(text, ex), ledger=Ledger(),
                   targets=targets) for ex in examples]
-    if plan.strategy in SAMPLING:
-        results = run_sampling_batch(tasks, [plan] * len(tasks), backend, verifier)
+    allocation = None
+    if pol.policy is not None:
+        diffs = score_difficulties(estimator, tasks) if estimator is not None else None
+        batch = pol.policy.plan_batch([ex.prompt for ex in examples], diffs)
+        plans, allocation = batch.plans, batch.report
     else:
-        results = [run_strategy(t, plan, backend, verifier) for t in tasks]
-    return [_record(spec, ex, pol.name, r, run_info) for ex, r in zip(examples, results)]
+        plans = [pol.plan] * len(tasks)
+    results = run_plans(tasks, plans, backend)
+    records = [_record(spec, ex, pol.name, r, run_info) for ex, r in zip(examples, results)]
+    if allocation is not None:
+        for rec, row in zip(records, allocation.rows):
+            rec["allocation"] = asdict(row)
+    return records
 
 
 def _record(spec, ex, policy: str, r, run_info) -> dict:

@@ -1,0 +1,56 @@
+"""Sample K completions per prompt of a task and grade them: the logs that estimators train on.
+
+python scripts/label_task.py --task arith_mixed --limit 150 --k 16 --out runs/labels/arith_k16.jsonl
+Each line: id, prompt, gold, meta, samples [{answer, correct, tokens, ...}], pass_rate, majority_correct.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from adaptive.backends.base import SamplingParams
+from adaptive.cli import _quiet_transformers
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", default="arith_mixed")
+    ap.add_argument("--limit", type=int, default=150)
+    ap.add_argument("--k", type=int, default=16)
+    ap.add_argument("--max-new-tokens", type=int, default=40)
+    ap.add_argument("--batch-size", type=int, default=4, help="prompts per backend call")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    _quiet_transformers()
+    from adaptive.answers import extract
+    from adaptive.backends.hf import HFBackend
+    from adaptive.estimators.train import build_labels
+    from adaptive.tasks import load_task
+
+    spec, examples, _ = load_task(args.task, limit=args.limit, shuffle=False)
+    if any(ex.choices for ex in examples):
+        raise SystemExit("label_task.py: multiple-choice tasks need per-example choices; not supported here")
+    backend = HFBackend.from_pretrained(args.model)
+    by_id = {ex.id: ex for ex in examples}
+    rows = [{"id": ex.id, "prompt": ex.prompt} for ex in examples]
+    t0 = time.perf_counter()
+    params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=0.7, top_logprobs=5, seed=args.seed)
+    records = build_labels(backend, rows, args.k, lambda ans, e: spec.grade(ans, by_id[e["id"]]) >= 0.5,
+                           params=params, extract=lambda text: extract(spec.extractor, text, **spec.extractor_kwargs),
+                           batch_size=args.batch_size)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w") as f:
+        for r in records:
+            ex = by_id[r["id"]]
+            f.write(json.dumps({**r, "gold": ex.gold, "meta": ex.meta, "model_id": backend.model_id}) + "\n")
+    dt = time.perf_counter() - t0
+    print(f"{len(records)} prompts x {args.k} samples in {dt:.0f}s "
+          f"({backend.totals.generated_tokens / dt:.1f} generated tok/s) -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
