@@ -16,17 +16,7 @@ import math
 from typing import Sequence
 
 from ..errors import InputError
-
-
-def _floats(values, what: str) -> list[float]:
-    try:
-        out = [float(v) for v in values]
-    except (TypeError, ValueError) as e:
-        raise InputError(f"{what} must be a sequence of numbers: {e}") from None
-    for i, v in enumerate(out):
-        if not math.isfinite(v):
-            raise InputError(f"{what}[{i}]={v!r} is not a finite number")
-    return out
+from ..metrics.stats import finite_floats as _floats
 
 
 def _pair(x, y, wx: str, wy: str) -> tuple[list[float], list[float]]:

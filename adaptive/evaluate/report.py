@@ -111,12 +111,8 @@ def plot_all(records: list[dict], summary: dict[str, dict], out: Path) -> list[P
         err = [[s["accuracy"] - s["ci_low"]], [s["ci_high"] - s["accuracy"]]]
         ax.errorbar([s["mean_generated_tokens"]], [s["accuracy"]], yerr=err, fmt="o", capsize=4, label=p)
         ax.annotate(p, (s["mean_generated_tokens"], s["accuracy"]), textcoords="offset points", xytext=(5, 5))
-    ax.set_xlabel("mean generated tokens per prompt")
-    ax.set_ylabel("accuracy (95% CI)")
-    ax.set_title("Accuracy vs compute")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    paths.append(_save(fig, out / "accuracy_vs_tokens.png"))
+    paths.append(_save(fig, ax, out / "accuracy_vs_tokens.png", "mean generated tokens per prompt",
+                       "accuracy (95% CI)", "Accuracy vs compute"))
 
     by_diff = accuracy_by_difficulty(records)
     if by_diff:
@@ -127,21 +123,15 @@ def plot_all(records: list[dict], summary: dict[str, dict], out: Path) -> list[P
             xs = [j + i * width for j in range(len(levels))]
             ax.bar(xs, [ds.get(d, (0, 0))[0] for d in levels], width=width, label=p)
         ax.set_xticks([j + width * (len(by_diff) - 1) / 2 for j in range(len(levels))], levels)
-        ax.set_ylabel("accuracy")
-        ax.set_title("Accuracy by difficulty")
-        ax.legend(fontsize=8)
-        paths.append(_save(fig, out / "accuracy_by_difficulty.png"))
+        paths.append(_save(fig, ax, out / "accuracy_by_difficulty.png", "difficulty", "accuracy",
+                           "Accuracy by difficulty", grid=False))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for p in summary:
         walls = sorted(r["compute"]["wall_s"] for r in records if r["policy"] == p)
         ax.step(walls, [(i + 1) / len(walls) for i in range(len(walls))], where="post", label=p)
-    ax.set_xlabel("request wall time (s)")
-    ax.set_ylabel("fraction of requests")
-    ax.set_title("Latency CDF")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    paths.append(_save(fig, out / "latency_cdf.png"))
+    paths.append(_save(fig, ax, out / "latency_cdf.png", "request wall time (s)", "fraction of requests",
+                       "Latency CDF"))
     return paths
 
 
@@ -150,7 +140,13 @@ def _level_order(d: str):
     return (order.get(d, 3), d)
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, ax, path: Path, xlabel: str, ylabel: str, title: str, grid: bool = True) -> Path:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if grid:
+        ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     import matplotlib.pyplot as plt

@@ -18,7 +18,7 @@ class Interval(NamedTuple):
     high: float
 
 
-def _finite_floats(values: Sequence[float], what: str) -> list[float]:
+def finite_floats(values: Sequence[float], what: str) -> list[float]:
     """Convert to floats and reject NaN/inf, which would silently poison every statistic."""
     try:
         out = [float(v) for v in values]
@@ -44,7 +44,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     numpy.percentile's default: on sorted x[0..n-1], h = (n-1)*q/100 and the result is
     x[floor(h)] + (h - floor(h)) * (x[floor(h)+1] - x[floor(h)]). Undefined for an empty sample.
     """
-    xs = sorted(_finite_floats(values, "values"))
+    xs = sorted(finite_floats(values, "values"))
     if not xs:
         raise InputError("percentile of an empty sequence is undefined")
     q = float(q)
@@ -63,7 +63,7 @@ def summarize(values: Sequence[float]) -> dict:
     An empty sample gives n=0 and None for every statistic, so a report of a run with no data
     still renders instead of raising.
     """
-    xs = _finite_floats(values, "values")
+    xs = finite_floats(values, "values")
     if not xs:
         return {"mean": None, "p50": None, "p90": None, "p99": None, "n": 0}
     return {"mean": math.fsum(xs) / len(xs), "p50": percentile(xs, 50), "p90": percentile(xs, 90),
@@ -101,7 +101,7 @@ def mean_ci(values: Sequence[float], z: float = 1.96) -> Interval:
     Relies on the central limit theorem, so it is only a good approximation for moderately large n;
     it needs n >= 2 because the sample standard deviation is undefined for one value.
     """
-    xs = _finite_floats(values, "values")
+    xs = finite_floats(values, "values")
     if len(xs) < 2:
         raise InputError(f"mean_ci needs at least 2 values, got {len(xs)}")
     z = _check_z(z)
