@@ -54,9 +54,11 @@ def backend_config(args, default: dict | None = None) -> dict:
 
 
 def cmd_generate(args) -> int:
+    from .backends.base import check_prompt
     from .generator import AdaptiveGenerator
     from .plan import Plan
 
+    check_prompt(args.prompt)  # before loading anything: bad input costs nothing
     plan = Plan(strategy=args.strategy, max_samples=args.samples, wave_size=args.wave, stopping=args.stopping,
                 max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,
                 verifier=args.verifier, aggregation=args.aggregation, refine_steps=args.refine_steps,

@@ -44,3 +44,11 @@ def test_generate_prints_answer_and_summary():
     assert out.returncode == 0, out.stderr
     assert "answer:" in out.stdout and "samples 2" in out.stdout and "GFLOP" in out.stdout
     assert "Traceback" not in out.stderr
+
+
+def test_bad_prompt_fails_before_any_model_load(monkeypatch, capsys):
+    import adaptive.backends.factory as factory
+
+    monkeypatch.setattr(factory, "make_backend", lambda *a, **k: pytest.fail("model loaded for a bad prompt"))
+    assert main(["generate", " \n "]) == 2
+    assert "empty prompt" in capsys.readouterr().err
