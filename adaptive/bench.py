@@ -98,7 +98,8 @@ def bench_load(cfg, report):
                     os.environ["ADAPTIVE_CACHE"] = old
         report["load_uncached_s"] = t_uncached
     embedded_model_dir()
-    _, t_cached = _timed(lambda: load_model(None, device="cpu"))
+    load_model(None, device="cpu")  # first cached load also pays one-time tokenizer imports
+    t_cached = min(_timed(lambda: load_model(None, device="cpu"))[1] for _ in range(3))
     report["load_cached_s"] = t_cached
     if "load_uncached_s" in report:
         report["load_speedup"] = report["load_uncached_s"] / t_cached
@@ -212,9 +213,10 @@ def bench_overhead(b, cfg, report):
 
 
 def bench_estimator_overhead(b, cfg, report):
-    """Estimator time as a share of request wall time when generation follows. The probe's prompt pass
-    fills the prefix cache, so generation then prefills one token per prompt instead of the prompt."""
-    from .compute import Ledger
+    """What the estimator adds to a request that then generates. The probe's prompt pass fills the prefix
+    cache, so generation prefills one token per prompt instead of the prompt: the forward is moved, not
+    repeated. Measured as the difference between the same generation with and without the estimator,
+    plus the estimator's pure control cost (features + model on passes it is given)."""
     from .estimators import load_estimator
     from .generator import AdaptiveGenerator
     from .plan import Plan
@@ -226,16 +228,30 @@ def bench_estimator_overhead(b, cfg, report):
     est = load_estimator(path, b)
     prompts = [f"What is {i} + {2 * i + 1}? Answer with a number." for i in range(cfg["prompts"])]
     gen = AdaptiveGenerator(backend=b, plan=Plan(max_samples=cfg["samples"], max_new_tokens=cfg["new_tokens"], seed=0))
-    b.prefix_cache.clear()
-    t0 = time.perf_counter()
-    with Ledger().activate() as led:
-        est.score(prompts)
-    t_est = time.perf_counter() - t0
-    results = gen.generate(prompts)
-    total = time.perf_counter() - t0
+    gen.generate(prompts)  # warm-up
+
+    def plain():
+        b.prefix_cache.clear()
+        return gen.generate(prompts)
+
+    def with_estimator():
+        b.prefix_cache.clear()
+        t0 = time.perf_counter()
+        passes = b.prompt_pass(prompts)
+        est.score(prompts, prompt_passes=passes)
+        t_est = time.perf_counter() - t0
+        return gen.generate(prompts), passes, t_est
+
+    # The minimum of interleaved repeats: this machine's noise is larger than the effect measured.
+    t_plain, t_with, t_est = float("inf"), float("inf"), float("inf")
+    for _ in range(cfg.get("repeats", 3)):
+        t_plain = min(t_plain, _timed(plain)[1])
+        (results, passes, te), tw = _timed(with_estimator)
+        t_with, t_est = min(t_with, tw), min(t_est, te)
+    _, t_control = _timed(lambda: est.score(prompts, prompt_passes=passes))
     report["estimator_overhead"] = {
-        "estimator": est.kind, "estimator_s": t_est, "request_wall_s": total, "share": t_est / total,
-        "prompt_pass_forwards": sum(c.forward_passes for c in led.calls),
+        "estimator": est.kind, "estimator_s": t_est, "wall_without_s": t_plain, "wall_with_s": t_with,
+        "share": max(t_with - t_plain, 0.0) / t_with, "control_share": t_control / t_with,
         "generation_cached_prompt_tokens": sum(r.compute.cached_prompt_tokens for r in results),
         "generation_prompt_tokens": sum(r.compute.prompt_tokens for r in results)}
 
@@ -319,7 +335,10 @@ def run(config: dict, out_dir: str = "runs/bench") -> dict:
         ("estimator_overhead", lambda: bench_estimator_overhead(backend(), config["estimator_overhead"], report)),
         ("stopping", lambda: bench_stopping(backend(), config["stopping"], report)),
     ]
+    only = set(config.get("only") or [])
     for name, fn in sections:
+        if only and name not in only:
+            continue
         t = time.perf_counter()
         fn()
         print(f"[bench] {name} done in {time.perf_counter() - t:.1f}s", flush=True)
@@ -362,5 +381,7 @@ def main(args) -> int:
         config = yaml.safe_load(f)
     if args.model:
         config["model"] = args.model
+    if args.only:
+        config["only"] = args.only.split(",")
     run(config, args.out)
     return 0

@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", default=None)
     b.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     b.add_argument("--out", default="runs/bench")
+    b.add_argument("--only", default=None, help="comma-separated sections (load, throughput, ..., stopping)")
     b.set_defaults(func=cmd_bench)
     return p
 
