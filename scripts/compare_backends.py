@@ -44,7 +44,7 @@ def main() -> int:
                                 "tokenizer": str(embedded_model_dir())})
         rows["transformers serve"] = summarize(load_run(run_eval(config, out / "server", backend=backend,
                                                                  progress=False, report=False)))
-        stats = dict(backend.stats)
+        stats = vars(backend.stats)
     finally:
         server.stop()
     print(f"{'backend':20s} {'acc':>6s} {'samples':>8s} {'prompt tok':>11s} {'gen tok':>8s} {'wall s':>7s}")
