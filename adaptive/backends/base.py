@@ -120,6 +120,16 @@ class CallUsage:
     model_calls: int = 1
     counted_locally: bool = False  # tokens counted with a local tokenizer (server omitted usage)
 
+    SUMMED = ("prompt_tokens", "cached_prompt_tokens", "generated_tokens", "samples", "forward_passes", "flops",
+              "wall_s", "model_calls")
+
+    def add(self, other: "CallUsage") -> "CallUsage":
+        """Accumulate another call's usage into this one (running totals)."""
+        for f in self.SUMMED:
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+        self.counted_locally = self.counted_locally or other.counted_locally
+        return self
+
 
 @dataclass
 class Generation:

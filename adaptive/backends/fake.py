@@ -71,8 +71,7 @@ class FakeBackend:
         usage.wall_s = time.perf_counter() - t0
         for u in per:
             u.wall_s = usage.wall_s
-        for f in ("prompt_tokens", "samples", "generated_tokens", "forward_passes", "wall_s", "model_calls"):
-            setattr(self.totals, f, getattr(self.totals, f) + getattr(usage, f))
+        self.totals.add(usage)
         charge(usage)
         return Generation(out, [None] * len(requests), [u.prompt_tokens for u in per], usage, per)
 

@@ -172,15 +172,7 @@ class HFBackend:
 
     def _account(self, u: CallUsage) -> None:
         charge(u)
-        t = self.totals
-        t.prompt_tokens += u.prompt_tokens
-        t.cached_prompt_tokens += u.cached_prompt_tokens
-        t.generated_tokens += u.generated_tokens
-        t.samples += u.samples
-        t.forward_passes += u.forward_passes
-        t.flops += u.flops
-        t.wall_s += u.wall_s
-        t.model_calls += u.model_calls
+        self.totals.add(u)
 
     # -- generation ----------------------------------------------------------------------------
     def generate(self, requests: Sequence[Request], params: SamplingParams, *, hidden_states: bool = False,

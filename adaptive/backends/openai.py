@@ -677,8 +677,4 @@ class OpenAIBackend:
 
     def _account(self, u: CallUsage) -> None:
         charge(u)
-        t = self.totals
-        for f in ("prompt_tokens", "cached_prompt_tokens", "generated_tokens", "samples", "forward_passes", "flops",
-                  "wall_s", "model_calls"):
-            setattr(t, f, getattr(t, f) + getattr(u, f))
-        t.counted_locally = t.counted_locally or u.counted_locally
+        self.totals.add(u)

@@ -67,9 +67,7 @@ def score_difficulties(estimator, tasks: Sequence[Task]) -> list[Difficulty]:
     if probe.calls:
         total = CallUsage(model_calls=0)
         for c in probe.calls:
-            for f in ("prompt_tokens", "generated_tokens", "samples", "forward_passes", "flops", "wall_s",
-                      "model_calls"):
-                setattr(total, f, getattr(total, f) + getattr(c, f))
+            total.add(c)
         # sample_probe drew one sample per prompt: the strategy reuses it, so charge it exactly.
         firsts = getattr(estimator, "last_samples", None) if estimator.needs == "first_sample" else None
         per = [backend_tokens(estimator, t) for t in tasks]
