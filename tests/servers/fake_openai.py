@@ -154,11 +154,7 @@ class FakeOpenAIServer:
             if fault == "429":
                 await self._send(writer, 429, {"error": {"message": "slow down"}}, {"Retry-After": self.retry_after})
                 return True
-            ok = await self._stream(body, path == "/v1/chat/completions", writer, cut=fault == "cut")
-            if ok:
-                with self._lock:
-                    self.completed.append(body)
-            return ok
+            return await self._stream(body, path == "/v1/chat/completions", writer, cut=fault == "cut")
         finally:
             self.active -= 1
 
@@ -266,9 +262,11 @@ class FakeOpenAIServer:
             c = sum(s["completion"] for s in samples)
             await event({**base, "choices": [], "usage": {"prompt_tokens": p, "completion_tokens": c,
                                                           "total_tokens": p + c}})
+        # Record before the terminator: a client that has seen [DONE] must find it counted.
+        with self._lock:
+            self.completion_tokens_sent += sum(s["completion"] for s in samples)
+            self.completed.append(body)
         await event("[DONE]")
         writer.write(b"0\r\n\r\n")
         await writer.drain()
-        with self._lock:
-            self.completion_tokens_sent += sum(s["completion"] for s in samples)
         return True
