@@ -64,7 +64,7 @@ def _long_prompt(tok, n_tokens: int) -> str:
 
 def _hf_generate(backend, prompt: str, n: int, new: int, batch_prompts: list[str] | None = None):
     """Plain transformers generate on the same rendered prompt(s), sampling, fixed length."""
-    tok, model = backend.tokenizer, backend.model
+    model = backend.model
     texts = batch_prompts or [prompt]
     ids = [backend.render(t) for t in texts]
     width = max(map(len, ids))
@@ -83,7 +83,7 @@ def _hf_generate(backend, prompt: str, n: int, new: int, batch_prompts: list[str
 def bench_load(cfg, report):
     from .models import embedded_model_dir, load_model
     # Import the model classes first so neither timing pays Python's one-time import cost.
-    from transformers.models.llama import modeling_llama  # noqa: F401
+    from transformers.models.llama import modeling_llama  # noqa: F401  (warm-up import)
 
     if cfg.get("measure_uncached", True):
         old = os.environ.get("ADAPTIVE_CACHE")

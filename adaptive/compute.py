@@ -96,17 +96,14 @@ class Ledger:
     def close(self, delivery_times: list[float] | None = None,
               targets: LatencyTargets = LatencyTargets(), finished: float | None = None) -> ComputeRecord:
         end = time.perf_counter() if finished is None else finished
+        t = CallUsage(model_calls=0)
+        for c in self.calls:
+            t.add(c)
         rec = ComputeRecord(
-            prompt_tokens=sum(c.prompt_tokens for c in self.calls),
-            cached_prompt_tokens=sum(c.cached_prompt_tokens for c in self.calls),
-            generated_tokens=self.generated_tokens,
-            samples=self.samples,
-            model_calls=sum(c.model_calls for c in self.calls),
-            forward_passes=sum(c.forward_passes for c in self.calls),
-            flops=sum(c.flops for c in self.calls),
-            wall_s=end - self.arrival,
-            model_s=sum(c.wall_s for c in self.calls),
-            tokens_counted_locally=any(c.counted_locally for c in self.calls),
+            prompt_tokens=t.prompt_tokens, cached_prompt_tokens=t.cached_prompt_tokens,
+            generated_tokens=t.generated_tokens, samples=t.samples, model_calls=t.model_calls,
+            forward_passes=t.forward_passes, flops=t.flops, wall_s=end - self.arrival, model_s=t.wall_s,
+            tokens_counted_locally=t.counted_locally,
         )
         rec.control_s = max(rec.wall_s - rec.model_s, 0.0)
         if delivery_times:

@@ -40,13 +40,18 @@ def token_f1(pred: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-@graders.register("qa_em")
-def grade_qa_em(pred: str | None, gold, **kw) -> float:
-    """1.0 when the normalised prediction equals any normalised gold alias."""
+def _matches_any(pred: str | None, gold, normalize) -> float:
+    """1.0 when the normalised prediction equals any normalised gold alias; None never matches."""
     if pred is None:
         return 0.0
-    p = squad_normalize(pred)
-    return 1.0 if any(p == squad_normalize(g) for g in _aliases(gold)) else 0.0
+    p = normalize(pred)
+    return 1.0 if any(p == normalize(g) for g in _aliases(gold)) else 0.0
+
+
+@graders.register("qa_em")
+def grade_qa_em(pred: str | None, gold, **kw) -> float:
+    """SQuAD exact match against any gold alias."""
+    return _matches_any(pred, gold, squad_normalize)
 
 
 @graders.register("qa_f1")
@@ -64,7 +69,4 @@ def _plain(s) -> str:
 @graders.register("exact")
 def grade_exact(pred: str | None, gold, **kw) -> float:
     """String equality after trimming, collapsing whitespace and case-folding (no other forgiveness)."""
-    if pred is None:
-        return 0.0
-    p = _plain(pred)
-    return 1.0 if any(p == _plain(g) for g in _aliases(gold)) else 0.0
+    return _matches_any(pred, gold, _plain)

@@ -35,7 +35,7 @@ from ..metrics.stats import mean_ci
 from ..plan import Plan
 from ..stopping import SampleView, make_rule
 from ..strategies.base import vote
-from .bank import SAMPLING, Bank, as_bank
+from .bank import SAMPLING, as_bank
 
 COUNT_RULES = ("beta", "dirichlet", "entropy")  # decisions depend only on the real-answer counts
 

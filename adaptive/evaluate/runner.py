@@ -95,7 +95,6 @@ def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = No
     log = out / RECORDS
     repair_tail(log)
     done = {record_key(r) for r in read_records(log)}
-    todo = [(ex, p) for ex in examples for p in policies if (ex.id, p.name) not in done]
     if backend is None:
         from ..backends.factory import make_backend
 

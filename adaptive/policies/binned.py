@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from ..errors import ConfigError
-from ..plan import Plan
 from .base import PlanBatch, Policy, check_budget_ceiling
 from .schema import COMMON_KEYS, apply_stopping, check_keys, is_int, is_num, need, parse_plan
 
