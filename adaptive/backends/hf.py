@@ -17,7 +17,9 @@ from ..errors import InputError
 from ..metrics.flops import decode_flops, model_flops_spec, prefill_flops
 from .base import CallUsage, Completion, Generation, PromptLike, PromptPass, Request, SamplingParams, check_prompt
 from .prefix_cache import PrefixCache
+from . import shared_prefix
 from .sampling import next_tokens
+from .shared_prefix import SharedPrefixState
 
 TokenCallback = Callable[[int, int, int, float], None]  # (request index, sample index, token id, time)
 
@@ -33,7 +35,7 @@ def _plain_kv(model) -> bool:
 
 class HFBackend:
     def __init__(self, model, tokenizer, model_id: str | None = None, max_batch_rows: int = 64,
-                 compact_fraction: float = 0.25, prefix_cache_tokens: int = 32768):
+                 compact_fraction: float = 0.25, prefix_cache_tokens: int = 32768, shared_prefix: bool = True):
         self.model, self.tokenizer = model, tokenizer
         self.model_id = model_id or getattr(model.config, "_name_or_path", "model")
         self.max_batch_rows = max_batch_rows
@@ -46,6 +48,9 @@ class HFBackend:
         self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
         # Reuse prompt KV across waves/steps; off (0) for caches that are not plain per-layer K/V.
         self.prefix_cache = PrefixCache(prefix_cache_tokens) if prefix_cache_tokens and _plain_kv(model) else None
+        # Decode attends to one copy of each prompt's K/V (see shared_prefix.py) where the cache is plain K/V;
+        # otherwise the prompt cache is expanded to the N samples.
+        self.shared_prefix = bool(shared_prefix) and _plain_kv(model)
         # Running totals over the backend's life, so tests can check strategies' ledgers against them.
         self.totals = CallUsage(model_calls=0)
 
@@ -236,8 +241,8 @@ class HFBackend:
         owner = torch.repeat_interleave(torch.arange(len(ids)), torch.tensor(ns))  # row -> prompt
         sample_of = torch.cat([torch.arange(n) for n in ns])                      # row -> sample index
         expand = owner.to(dev)
-        cache.batch_select_indices(expand)  # share the single prefill across the N samples
-        mask, logits = mask[expand], last[expand]
+        kv = _SharedKV(cache, mask, expand) if self.shared_prefix else _ExpandedKV(cache, mask, expand)
+        logits = last[expand]
         rows = len(owner)
         toks: list[list[int]] = [[] for _ in range(rows)]
         lps: list[list[float]] = [[] for _ in range(rows)]
@@ -273,20 +278,14 @@ class HFBackend:
                 break
             dead = len(alive) - len(live)
             if dead and dead >= self.compact_fraction * len(alive):
-                self._store_rows(cache, mask, [(b, r) for b, r in enumerate(alive) if finish[r]], ids, owner, toks,
-                                 finish)
+                self._store_rows(kv, [(b, r) for b, r in enumerate(alive) if finish[r]], ids, owner, toks, finish)
                 keep = torch.tensor(live, device=dev)
-                cache.batch_select_indices(keep)
-                mask, nxt = mask[keep], nxt[keep]
+                kv.select(keep)
+                nxt = nxt[keep]
                 alive = [alive[b] for b in live]
-            mask = torch.cat([mask, torch.ones((len(alive), 1), dtype=mask.dtype, device=dev)], dim=1)
-            pos = (mask.sum(-1, keepdim=True) - 1)
-            out = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos,
-                             cache=cache, use_cache=True)
+            logits = kv.step(self.model, nxt)
             forwards += 1
-            cache = out.cache
-            logits = out.logits[:, -1, :].float()
-        self._store_rows(cache, mask, list(enumerate(alive)), ids, owner, toks, finish)
+        self._store_rows(kv, list(enumerate(alive)), ids, owner, toks, finish)
         comps: list[list[Completion]] = [[] for _ in ids]
         for row in range(rows):
             reason = finish[row] or "length"
@@ -296,7 +295,7 @@ class HFBackend:
                                                      token_times=times[row], stop_string=matched))
         return comps, passes, forwards, reused
 
-    def _store_rows(self, cache, mask, pairs, ids, owner, toks, finish) -> None:
+    def _store_rows(self, kv, pairs, ids, owner, toks, finish) -> None:
         """Keep finished rows' prompt + generated KV, so a continuation (the next beam-search step,
         a refinement turn over this answer) prefills only what is new. Rows cut by length are skipped:
         nothing continues from them."""
@@ -306,9 +305,7 @@ class HFBackend:
             if finish[row] not in ("stop", "eos") or len(toks[row]) < 2:
                 continue
             key = tuple(ids[int(owner[row])]) + tuple(toks[row][:-1])  # the last token was never fed
-            pos = mask[b].nonzero().squeeze(-1)[: len(key)]
-            self.prefix_cache.store(key, [(layer.keys[b, :, pos], layer.values[b, :, pos])
-                                          for layer in cache.layers])
+            self.prefix_cache.store(key, kv.row_kv(b, len(toks[row]) - 1))
 
     def _finished(self, toks: list[int], tops: list[list[float]], params: SamplingParams, stop_texts) -> str | None:
         if toks[-1] in self.eos_ids and not params.ignore_eos:
@@ -335,3 +332,50 @@ class HFBackend:
                 at, s = min(hits)
                 return text[:at], s
         return text, None
+
+
+class _ExpandedKV:
+    """Decode state for caches that are not plain K/V: the prompt cache is copied to every sample row."""
+
+    def __init__(self, cache, mask, expand):
+        cache.batch_select_indices(expand)
+        self.cache, self.mask = cache, mask[expand]
+        self.fed = 0  # decode steps so far: each appended one position to every row
+
+    def select(self, keep) -> None:
+        self.cache.batch_select_indices(keep)
+        self.mask = self.mask[keep]
+
+    def step(self, model, nxt):
+        self.mask = torch.cat([self.mask, torch.ones((len(nxt), 1), dtype=self.mask.dtype, device=nxt.device)], 1)
+        pos = self.mask.sum(-1, keepdim=True) - 1
+        out = model(input_ids=nxt[:, None], attention_mask=self.mask, position_ids=pos, cache=self.cache,
+                    use_cache=True)
+        self.cache = out.cache
+        self.fed += 1
+        return out.logits[:, -1, :].float()
+
+    def row_kv(self, b: int, n_generated: int):
+        pos = self.mask[b].nonzero().squeeze(-1)
+        pos = pos[: len(pos) - self.fed + n_generated]  # the prompt's tokens, then the row's own
+        return [(layer.keys[b, :, pos], layer.values[b, :, pos]) for layer in self.cache.layers]
+
+
+class _SharedKV:
+    """Decode state that keeps one copy of each prompt's K/V and per-row generated K/V (shared_prefix.py)."""
+
+    def __init__(self, cache, mask, expand):
+        self.state = SharedPrefixState([(layer.keys, layer.values) for layer in cache.layers], mask, expand)
+
+    def select(self, keep) -> None:
+        self.state.select(keep)
+
+    def step(self, model, nxt):
+        with shared_prefix.active(model):
+            out = model(input_ids=nxt[:, None], position_ids=self.state.positions(), use_cache=False,
+                        shared_prefix=self.state)
+        self.state.advance()
+        return out.logits[:, -1, :].float()
+
+    def row_kv(self, b: int, n_generated: int):
+        return self.state.row_kv(b, n_generated)

@@ -11,43 +11,17 @@ import os
 import platform
 import random
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import torch
 import yaml
 
-from .backends.base import Request, SamplingParams
+from ..backends.base import Request, SamplingParams
+from .memory import peak_mb
 
 FILLER = ("The history of mathematics spans many civilizations, each adding methods for counting, "
           "measuring and reasoning about quantities and shapes. ")
-
-
-class PeakRSS:
-    """Peak resident memory above the starting level, sampled every 2 ms (CPU has no allocator stats)."""
-
-    def __enter__(self):
-        self.base = self.peak = _rss()
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._watch, daemon=True)
-        self._t.start()
-        return self
-
-    def _watch(self):
-        while not self._stop.wait(0.002):
-            self.peak = max(self.peak, _rss())
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, _rss())
-        self.delta_mb = (self.peak - self.base) / 2**20
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _timed(fn):
@@ -81,7 +55,7 @@ def _hf_generate(backend, prompt: str, n: int, new: int, batch_prompts: list[str
 
 
 def bench_load(cfg, report):
-    from .models import embedded_model_dir, load_model
+    from ..models import embedded_model_dir, load_model
     # Import the model classes first so neither timing pays Python's one-time import cost.
     from transformers.models.llama import modeling_llama  # noqa: F401  (warm-up import)
 
@@ -124,22 +98,34 @@ def bench_batched_vs_loop(b, cfg, report):
     report["batched_vs_loop_speedup"] = (g.usage.generated_tokens / t_ours) / (tokens / t_loop)
 
 
+def _ours_call(b, prompt: str, n: int, new: int):
+    b.prefix_cache = None  # the sampler itself, not a warm prefix cache
+    b.generate([Request(prompt, n=n)], SamplingParams(max_new_tokens=new, temperature=0.7, seed=0, ignore_eos=True))
+
+
+def _hf_call(b, prompt: str, n: int, new: int):
+    _hf_generate(b, prompt, n, new)
+
+
 def bench_shared_prefill(b, cfg, report):
     prompt = _long_prompt(b.tokenizer, cfg["prompt_tokens"])
     n, new = cfg["samples"], cfg["new_tokens"]
     p = SamplingParams(max_new_tokens=new, temperature=0.7, seed=0, ignore_eos=True)
     cache, b.prefix_cache = b.prefix_cache, None  # measure the sampler itself, not a warm cache
     try:
-        with PeakRSS() as m_ours:
-            g, t_ours = _timed(lambda: b.generate([Request(prompt, n=n)], p))
+        g, t_ours = _timed(lambda: b.generate([Request(prompt, n=n)], p))
     finally:
         b.prefix_cache = cache
-    with PeakRSS() as m_hf:
-        toks, t_hf = _timed(lambda: _hf_generate(b, prompt, n, new))
+    toks, t_hf = _timed(lambda: _hf_generate(b, prompt, n, new))
     report["shared_prefill_prompt_tokens"] = g.prompt_tokens[0]
     report["shared_prefill_tok_s_ratio"] = (g.usage.generated_tokens / t_ours) / (toks / t_hf)
-    report["shared_prefill_peak_mem_mb"] = {"ours": m_ours.delta_mb, "hf_num_return_sequences": m_hf.delta_mb}
-    report["shared_prefill_peak_mem_ratio"] = m_ours.delta_mb / max(m_hf.delta_mb, 1e-9)
+    if cfg.get("memory", True):
+        dev, args = str(b.device), {"prompt": prompt, "n": n, "new": new}
+        warm = {"prompt": "Hi", "n": n, "new": 2}
+        mem = {"ours": peak_mb(b.model_id, dev, _ours_call, warm, args),
+               "hf_num_return_sequences": peak_mb(b.model_id, dev, _hf_call, warm, args)}
+        report["shared_prefill_peak_mem_mb"] = mem
+        report["shared_prefill_peak_mem_ratio"] = mem["ours"] / max(mem["hf_num_return_sequences"], 1e-9)
 
 
 def bench_mixed_batch(b, cfg, report):
@@ -200,8 +186,8 @@ def bench_waves(b, cfg, report):
 
 
 def bench_overhead(b, cfg, report):
-    from .generator import AdaptiveGenerator
-    from .plan import Plan
+    from ..generator import AdaptiveGenerator
+    from ..plan import Plan
 
     gen = AdaptiveGenerator(backend=b, plan=Plan(max_samples=cfg["samples"], wave_size=2, stopping="beta",
                                                  max_new_tokens=cfg["new_tokens"], seed=0))
@@ -217,9 +203,9 @@ def bench_estimator_overhead(b, cfg, report):
     cache, so generation prefills one token per prompt instead of the prompt: the forward is moved, not
     repeated. Measured as the difference between the same generation with and without the estimator,
     plus the estimator's pure control cost (features + model on passes it is given)."""
-    from .estimators import load_estimator
-    from .generator import AdaptiveGenerator
-    from .plan import Plan
+    from ..estimators import load_estimator
+    from ..generator import AdaptiveGenerator
+    from ..plan import Plan
 
     path = Path(cfg["estimator"])
     if not path.exists():
@@ -280,9 +266,9 @@ def bench_roofline(b, report):
 def bench_stopping(b, cfg, report):
     """Samples drawn by `beta` and `esc` vs fixed N: both rules replay the same ordered 16 samples per
     prompt that SC@16 used, exactly as the online strategy would consume them wave by wave."""
-    from .answers import extractor_for
-    from .stopping import SampleView, make_rule
-    from .strategies.base import vote
+    from ..answers import extractor_for
+    from ..stopping import SampleView, make_rule
+    from ..strategies.base import vote
 
     extract = extractor_for("number")
     rng = random.Random(1)
@@ -311,7 +297,7 @@ def bench_stopping(b, cfg, report):
 
 
 def run(config: dict, out_dir: str = "runs/bench") -> dict:
-    from .backends.hf import HFBackend
+    from ..backends.hf import HFBackend
 
     torch.manual_seed(0)
     report: dict = {"machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
@@ -376,6 +362,10 @@ def print_table(r: dict, prefix: str = "") -> None:
 
 
 def main(args) -> int:
+    if getattr(args, "sweep", False):
+        from .sweep import main as sweep_main
+
+        return sweep_main(args.config or "configs/bench/sweep.yaml", args.model, args.out)
     cfg_path = args.config or ("configs/bench/quick.yaml" if args.quick else "configs/bench/default.yaml")
     with open(cfg_path) as f:
         config = yaml.safe_load(f)

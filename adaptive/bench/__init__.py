@@ -1,0 +1,4 @@
+"""Benchmarks: `adaptive bench` (issue sections, ratios measured in one run) and `adaptive bench --sweep`."""
+from .sections import main, run
+
+__all__ = ["main", "run"]
