@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 
+from . import timing
 from .backends.base import CallUsage
 from .metrics import latency
 
@@ -41,6 +43,8 @@ class ComputeRecord:
     fluidity_deadlines: int | None = None
     delivered_tokens: int = 0
     tokens_counted_locally: bool = False
+    # Seconds per part of wall_s plus the unexplained residual (timing.py); None when timing is off.
+    time_breakdown: dict[str, float] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,8 +77,12 @@ class Ledger:
 
     arrival: float = field(default_factory=time.perf_counter)
     calls: list[CallUsage] = field(default_factory=list)
+    clock_since: dict | None = field(default_factory=lambda: timing.CLOCK.snapshot() if timing.enabled() else None)
 
     def add(self, usage: CallUsage) -> None:
+        if usage.times and timing.CLOCK.absorbing():
+            # Made inside a verifier or estimator: its time belongs to that part, not to prefill/decode.
+            usage = dataclasses.replace(usage, times={})
         self.calls.append(usage)
 
     @contextlib.contextmanager
@@ -106,6 +114,8 @@ class Ledger:
             tokens_counted_locally=t.counted_locally,
         )
         rec.control_s = max(rec.wall_s - rec.model_s, 0.0)
+        if self.clock_since is not None:
+            rec.time_breakdown = timing.breakdown(rec.wall_s, self.clock_since, self.calls)
         if delivery_times:
             fill_latency(rec, self.arrival, delivery_times, targets)
         return rec

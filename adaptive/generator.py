@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Iterator, Sequence
 
 from .backends.base import PromptLike, check_prompt
+from . import timing
 from .compute import LatencyTargets, Ledger
 from .errors import InputError, PlanError
 from .plan import Plan
@@ -35,7 +36,7 @@ class StreamEvent:
 class AdaptiveGenerator:
     def __init__(self, model=None, tokenizer=None, *, backend=None, plan: Plan | dict | None = None,
                  policy=None, estimator=None, extractor: str = "auto", targets: LatencyTargets | None = None,
-                 model_id: str | None = None, stop: Sequence[str] = ()):
+                 model_id: str | None = None, stop: Sequence[str] = (), time_breakdown: bool = False):
         load_builtins()
         if backend is None:
             if model is None or tokenizer is None:
@@ -64,6 +65,8 @@ class AdaptiveGenerator:
         self.extractor = extractor
         self.targets = targets or LatencyTargets()
         self.stop = tuple(stop)
+        # Fill ComputeRecord.time_breakdown (timing.py); off by default: on CUDA it synchronises.
+        self.time_breakdown = time_breakdown
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, policy=None, device: str = "auto", dtype="auto",
@@ -121,6 +124,10 @@ class AdaptiveGenerator:
         With a policy file and no per-call overrides, the policy picks each prompt's Plan (`budget`: a
         per-prompt ceiling, or for `allocate` the batch's mean); otherwise one Plan for all prompts.
         """
+        with timing.timing(self.time_breakdown or timing.enabled()):
+            return self._generate(prompt, budget, difficulties, **kwargs)
+
+    def _generate(self, prompt, budget, difficulties, **kwargs):
         from .strategies.dispatch import run_plans, score_difficulties
 
         single = isinstance(prompt, str) or (isinstance(prompt, Sequence) and prompt and isinstance(prompt[0], dict))
@@ -134,7 +141,8 @@ class AdaptiveGenerator:
             diffs = difficulties
             if diffs is None and self.estimator is not None:
                 diffs = score_difficulties(self.estimator, tasks)
-            batch = self.policy.plan_batch(prompts, diffs, budget)
+            with timing.phase("control"):
+                batch = self.policy.plan_batch(prompts, diffs, budget)
             plans, self.last_allocation = batch.plans, batch.report
             for t, d in zip(tasks, diffs or [None] * len(tasks)):
                 t.difficulty = t.difficulty or d

@@ -119,6 +119,8 @@ class CallUsage:
     started: float = 0.0        # perf_counter() at call start
     model_calls: int = 1
     counted_locally: bool = False  # tokens counted with a local tokenizer (server omitted usage)
+    # Split of wall_s by part (see timing.py), filled only while timing is enabled.
+    times: dict[str, float] = field(default_factory=dict)
 
     SUMMED = ("prompt_tokens", "cached_prompt_tokens", "generated_tokens", "samples", "forward_passes", "flops",
               "wall_s", "model_calls")
@@ -128,6 +130,8 @@ class CallUsage:
         for f in self.SUMMED:
             setattr(self, f, getattr(self, f) + getattr(other, f))
         self.counted_locally = self.counted_locally or other.counted_locally
+        for k, v in other.times.items():
+            self.times[k] = self.times.get(k, 0.0) + v
         return self
 
 

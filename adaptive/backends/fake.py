@@ -9,6 +9,7 @@ import random
 import time
 from typing import Callable, Sequence
 
+from .. import timing
 from ..compute import charge
 from ..errors import InputError
 from .base import CallUsage, Completion, Generation, PromptLike, PromptPass, Request, SamplingParams, check_prompt
@@ -69,8 +70,10 @@ class FakeBackend:
                           generated_tokens=sum(u.generated_tokens for u in per),
                           forward_passes=max((u.forward_passes for u in per), default=0), started=t0)
         usage.wall_s = time.perf_counter() - t0
+        if timing.enabled():
+            usage.times = {"decode": usage.wall_s}  # scripted: all of it stands for generation
         for u in per:
-            u.wall_s = usage.wall_s
+            u.wall_s, u.times = usage.wall_s, dict(usage.times)
         self.totals.add(usage)
         charge(usage)
         return Generation(out, [None] * len(requests), [u.prompt_tokens for u in per], usage, per)

@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from .. import timing
 from ..compute import charge
 from ..errors import InputError
 from ..metrics.flops import decode_flops, model_flops_spec, prefill_flops
@@ -20,6 +21,8 @@ from .prefix_cache import PrefixCache
 from . import shared_prefix
 from .sampling import next_tokens
 from .shared_prefix import SharedPrefixState
+
+clock_now = timing.CLOCK.now  # synchronises CUDA first while timing is on
 
 TokenCallback = Callable[[int, int, int, float], None]  # (request index, sample index, token id, time)
 
@@ -51,14 +54,18 @@ class HFBackend:
         # Decode attends to one copy of each prompt's K/V (see shared_prefix.py) where the cache is plain K/V;
         # otherwise the prompt cache is expanded to the N samples.
         self.shared_prefix = bool(shared_prefix) and _plain_kv(model)
+        if self.device.type == "cuda":
+            timing.CLOCK.cuda = True
         # Running totals over the backend's life, so tests can check strategies' ledgers against them.
         self.totals = CallUsage(model_calls=0)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | None = None, device: str = "auto", dtype="auto", **kw):
+    def from_pretrained(cls, name_or_path: str | None = None, device: str = "auto", dtype="auto",
+                        quantization: str | None = None, attention: str | None = None, compile: bool = False, **kw):
         from ..models import load_model
 
-        model, tok, model_id = load_model(name_or_path, device=device, dtype=dtype)
+        model, tok, model_id = load_model(name_or_path, device=device, dtype=dtype, quantization=quantization,
+                                          attention=attention, compile=compile)
         return cls(model, tok, model_id=model_id, **kw)
 
     # -- helpers -------------------------------------------------------------------------------
@@ -161,14 +168,18 @@ class HFBackend:
         return cache
 
     def prompt_pass(self, prompts: Sequence[PromptLike], raw: bool = False) -> list[PromptPass]:
-        ids = [self.render(p, raw=raw) for p in prompts]
-        for i, x in enumerate(ids):
-            self._check_length(x, 0, i)
-        t0 = time.perf_counter()
-        passes = self._prefill(ids, hidden=True)[3]
-        self._account(CallUsage(prompt_tokens=sum(map(len, ids)), forward_passes=1,
-                                flops=sum(prefill_flops(*self._spec(), len(x)) for x in ids),
-                                wall_s=time.perf_counter() - t0, started=t0))
+        with timing.phase(timing.BACKEND):
+            t0 = clock_now()
+            ids = [self.render(p, raw=raw) for p in prompts]
+            for i, x in enumerate(ids):
+                self._check_length(x, 0, i)
+            t1 = clock_now()
+            passes = self._prefill(ids, hidden=True)[3]
+            t2 = clock_now()
+            times = {"tokenize": t1 - t0, "prefill": t2 - t1} if timing.enabled() else {}
+            self._account(CallUsage(prompt_tokens=sum(map(len, ids)), forward_passes=1,
+                                    flops=sum(prefill_flops(*self._spec(), len(x)) for x in ids),
+                                    wall_s=t2 - t0, started=t0, times=times))
         return passes
 
     def _spec(self):
@@ -184,10 +195,15 @@ class HFBackend:
                  on_token: TokenCallback | None = None) -> Generation:
         if not requests:
             return Generation([], [], [], CallUsage(model_calls=0))
-        t0 = time.perf_counter()
+        with timing.phase(timing.BACKEND):
+            return self._generate(requests, params, hidden_states, on_token)
+
+    def _generate(self, requests, params, hidden_states, on_token) -> Generation:
+        t0 = clock_now()
         ids = [self.render(r.prompt, r.prefix, r.raw) for r in requests]
         for i, x in enumerate(ids):
             self._check_length(x, params.max_new_tokens, i)
+        t_tok = clock_now() - t0
         gen = torch.Generator(device=self.device)
         gen.manual_seed(params.seed if params.seed is not None else int(torch.seed() % (2**63)))
         completions: list[list[Completion]] = [[] for _ in requests]
@@ -195,13 +211,13 @@ class HFBackend:
         per: list[CallUsage] = [CallUsage(started=t0) for _ in requests]
         n, layers, d = self._spec()
         usage = CallUsage(started=t0)
-        for group in self._groups(requests, ids):
-            g0 = time.perf_counter()
-            g_comp, g_pass, forwards, reused = self._run_group([ids[i] for i in group], [requests[i].n for i in group],
-                                                       params, gen, hidden_states, on_token, group)
-            g_wall = time.perf_counter() - g0
+        group_of, group_times = [0] * len(requests), []
+        for gi, group in enumerate(self._groups(requests, ids)):
+            g_comp, g_pass, forwards, reused, g_times = self._run_group(
+                [ids[i] for i in group], [requests[i].n for i in group], params, gen, hidden_states, on_token, group)
+            group_times.append(g_times)
             for k, i in enumerate(group):
-                completions[i], passes[i] = g_comp[k], g_pass[k]
+                completions[i], passes[i], group_of[i] = g_comp[k], g_pass[k], gi
                 u = per[i]
                 u.prompt_tokens, u.samples = len(ids[i]), requests[i].n
                 u.cached_prompt_tokens = reused[k]
@@ -210,11 +226,23 @@ class HFBackend:
                 # forward of the previous token at a context one longer than before.
                 u.flops = prefill_flops(n, layers, d, len(ids[i]) - reused[k], past_len=reused[k]) + sum(
                     decode_flops(n, layers, d, len(ids[i]), max(c.n_tokens - 1, 0)) for c in g_comp[k])
-                u.forward_passes, u.wall_s = forwards, g_wall
+                u.forward_passes = forwards
             usage.forward_passes += forwards
         for field_ in ("prompt_tokens", "cached_prompt_tokens", "samples", "generated_tokens", "flops"):
             setattr(usage, field_, sum(getattr(u, field_) for u in per))
-        usage.wall_s = time.perf_counter() - t0
+        usage.wall_s = clock_now() - t0
+        if timing.enabled():
+            usage.times = {"tokenize": t_tok}
+            for g in group_times:
+                for k, v in g.items():
+                    usage.times[k] = usage.times.get(k, 0.0) + v
+        busy = [sum(g.values()) for g in group_times]
+        for i, u in enumerate(per):
+            # Every request was inside the call for all of it: waiting while other buckets ran is queueing.
+            u.wall_s = usage.wall_s
+            if timing.enabled():
+                u.times = {"tokenize": t_tok, **group_times[group_of[i]],
+                           "queue": sum(busy) - busy[group_of[i]]}
         self._account(usage)
         return Generation(completions, passes, [len(x) for x in ids], usage, per)
 
@@ -236,7 +264,10 @@ class HFBackend:
     @torch.inference_mode()
     def _run_group(self, ids, ns, params: SamplingParams, gen, hidden, on_token, req_index):
         dev = self.device
+        t0 = clock_now()
         last, cache, mask, passes, reused = self._prefill(ids, hidden)
+        t_prefill = clock_now()
+        detok = 0.0  # stop-string checks and decoding text, inside the decode loop
         forwards = 1
         owner = torch.repeat_interleave(torch.arange(len(ids)), torch.tensor(ns))  # row -> prompt
         sample_of = torch.cat([torch.arange(n) for n in ns])                      # row -> sample index
@@ -270,7 +301,9 @@ class HFBackend:
                     tops[row].append(top_vals[b])
                 if on_token is not None:
                     on_token(req_index[int(owner[row])], int(sample_of[row]), tok, now)
+                d0 = time.perf_counter()
                 finish[row] = self._finished(toks[row], tops[row], params, stop_texts)
+                detok += time.perf_counter() - d0
             if step == params.max_new_tokens - 1:
                 break
             live = [b for b, row in enumerate(alive) if finish[row] is None]
@@ -286,6 +319,7 @@ class HFBackend:
             logits = kv.step(self.model, nxt)
             forwards += 1
         self._store_rows(kv, list(enumerate(alive)), ids, owner, toks, finish)
+        t_decode = clock_now()
         comps: list[list[Completion]] = [[] for _ in ids]
         for row in range(rows):
             reason = finish[row] or "length"
@@ -293,7 +327,10 @@ class HFBackend:
             comps[int(owner[row])].append(Completion(text=text, token_ids=toks[row], finish_reason=reason,
                                                      logprobs=lps[row], top_logprobs=tops[row],
                                                      token_times=times[row], stop_string=matched))
-        return comps, passes, forwards, reused
+        t_end = clock_now()
+        times = {"prefill": t_prefill - t0, "decode": t_decode - t_prefill - detok,
+                 "detokenize": detok + t_end - t_decode}
+        return comps, passes, forwards, reused, times
 
     def _store_rows(self, kv, pairs, ids, owner, toks, finish) -> None:
         """Keep finished rows' prompt + generated KV, so a continuation (the next beam-search step,

@@ -43,6 +43,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from .. import timing
 from ..compute import charge
 from ..errors import AdaptiveError, CapabilityError, InputError
 from .base import CallUsage, Completion, Generation, PromptLike, PromptPass, Request, SamplingParams, check_prompt
@@ -536,10 +537,11 @@ class OpenAIBackend:
         if on_token is not None and self.tokenizer is None:
             raise CapabilityError("on_token needs token ids: pass tokenizer= to OpenAIBackend, or use on_text")
         on_piece = self._piece_callback(on_token, on_text)
-        t0 = time.perf_counter()
-        loop = self._ensure_loop()
-        results = loop.run(self._run_all(requests, params, on_piece))
-        return self._assemble(requests, params, results, t0)
+        with timing.phase(timing.BACKEND):
+            t0 = time.perf_counter()
+            loop = self._ensure_loop()
+            results = loop.run(self._run_all(requests, params, on_piece))
+            return self._assemble(requests, params, results, t0)
 
     def _piece_callback(self, on_token, on_text):
         if on_token is None and on_text is None:
@@ -635,6 +637,8 @@ class OpenAIBackend:
                 u.flops = prefill_flops(N, nl, d, p_tokens - u.cached_prompt_tokens, past_len=u.cached_prompt_tokens) \
                     + sum(decode_flops(N, nl, d, p_tokens, max(c.n_tokens - 1, 0)) for c in comps)
                 u.forward_passes = max((c.n_tokens for c in comps), default=0)
+            if timing.enabled():
+                u.times = self._split_times(jobs, t0, wall)
             per.append(u)
         usage = CallUsage(started=t0, wall_s=wall, counted_locally=any(u.counted_locally for u in per))
         for f in ("prompt_tokens", "cached_prompt_tokens", "samples", "generated_tokens", "flops"):
@@ -642,6 +646,18 @@ class OpenAIBackend:
         usage.forward_passes = max((u.forward_passes for u in per), default=0)  # requests run concurrently
         self._account(usage)
         return Generation(completions, [None] * len(requests), prompt_tokens, usage, per)
+
+    @staticmethod
+    def _split_times(jobs, t0: float, wall: float) -> dict[str, float]:
+        """Client-side view of one request: until its first token arrives counts as prefill (the server's
+        own queueing is inside it; a client cannot see it), first to last token as decode, the rest of
+        the call (other requests still streaming) as queue."""
+        firsts = [c.times[0] for jr in jobs for c in jr.choices if c.times]
+        lasts = [max(c.times[-1] if c.times else t0, c.finish_time or t0) for jr in jobs for c in jr.choices]
+        if not firsts:
+            return {"prefill": wall}
+        first, last = min(firsts) - t0, min(max(lasts) - t0, wall)
+        return {"prefill": first, "decode": max(last - first, 0.0), "queue": max(wall - last, 0.0)}
 
     @staticmethod
     def _split_usage(total: int, choices: list[_Choice]) -> list[int]:

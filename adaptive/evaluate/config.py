@@ -13,9 +13,10 @@ from ..errors import ConfigError, PlanError
 from ..plan import Plan
 
 TOP_KEYS = {"task", "limit", "seed", "shuffle", "where", "on_bad_row", "model", "backend", "batch_size",
-            "policies", "latency_targets", "description", "estimator"}
+            "policies", "latency_targets", "description", "estimator", "timing"}
 POLICY_KEYS = {"name", "plan", "policy"}
-BACKEND_KEYS = {"kind", "device", "dtype", "base_url", "api_key", "max_batch_rows"}
+BACKEND_KEYS = {"kind", "device", "dtype", "base_url", "api_key", "max_batch_rows", "quantization", "attention",
+                "compile", "shared_prefix"}
 
 
 @dataclass
@@ -39,6 +40,7 @@ class EvalConfig:
     backend: dict = field(default_factory=lambda: {"kind": "hf", "device": "auto"})
     batch_size: int = 8
     latency_targets: dict = field(default_factory=dict)
+    timing: bool = True  # per-request time breakdown (timing.py)
     estimator: str | None = None
     description: str = ""
     source: str = ""
@@ -91,7 +93,9 @@ def parse_config(raw: Any, path: str = "<config>") -> EvalConfig:
     lt = raw.get("latency_targets", {})
     _need(isinstance(lt, dict) and set(lt) <= {"ttft_s", "tbt_s"}, path, "latency_targets",
           "a mapping with ttft_s and/or tbt_s")
-    return EvalConfig(task=raw["task"], policies=specs, limit=limit, seed=int(raw.get("seed", 0)),
+    tm = raw.get("timing", True)
+    _need(isinstance(tm, bool), path, "timing", f"{tm!r}: true or false")
+    return EvalConfig(task=raw["task"], timing=tm, policies=specs, limit=limit, seed=int(raw.get("seed", 0)),
                       shuffle=bool(raw.get("shuffle", True)), where=dict(raw.get("where") or {}),
                       on_bad_row=raw.get("on_bad_row", "error"), model=raw.get("model"), backend=backend,
                       batch_size=bs, latency_targets=lt, estimator=raw.get("estimator"),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..metrics.stats import percentile, wilson_interval
+from .breakdown import format_breakdown, summarize_breakdown
 from .records import RECORDS, read_records, repair_tail
 
 DIFFICULTY_KEYS = ("difficulty", "level")
@@ -175,11 +176,16 @@ def write_report(run_dir: str | Path, print_table: bool = True) -> Path:
             cells = ", ".join(f"{d}: {a:.2f} (n={n})" for d, (a, n) in sorted(ds.items(), key=lambda x: _level_order(x[0])))
             lines.append(f"- **{p}**: {cells}")
         lines.append("")
+    shares = summarize_breakdown(records)
+    if shares:
+        lines += ["## Where the time went (share of request wall time)", "", format_breakdown(shares), ""]
     lines += [f"![{p.stem}]({p.name})" for p in plots]
     md = run_dir / "report.md"
     md.write_text("\n".join(lines) + "\n")
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if print_table:
         print(table)
+        if shares:
+            print("\ntime breakdown (share of request wall time):\n" + format_breakdown(shares))
         print(f"\nreport: {md}\nplots: {', '.join(str(p) for p in plots)}")
     return md

@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from .. import timing
 from ..compute import LatencyTargets, Ledger
 from ..errors import ConfigError
 from ..registries import load_builtins
@@ -116,7 +117,8 @@ def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = No
             pending = [ex for ex in batch if (ex.id, pol.name) not in done]
             if not pending:
                 continue
-            records = _run_batch(spec, pending, pol, backend, targets, run_info, estimators.get(pol.name))
+            with timing.timing(config.timing):
+                records = _run_batch(spec, pending, pol, backend, targets, run_info, estimators.get(pol.name))
             append_records(log, records)
             done.update(record_key(r) for r in records)
             bar.update(records)
@@ -137,7 +139,8 @@ def _run_batch(spec, examples, pol, backend, targets, run_info, estimator=None) 
     allocation = None
     if pol.policy is not None:
         diffs = score_difficulties(estimator, tasks) if estimator is not None else None
-        batch = pol.policy.plan_batch([ex.prompt for ex in examples], diffs)
+        with timing.phase("control"):
+            batch = pol.policy.plan_batch([ex.prompt for ex in examples], diffs)
         plans, allocation = batch.plans, batch.report
     else:
         plans = [pol.plan] * len(tasks)

@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from .. import timing
 from ..backends.base import Backend, Completion, PromptLike, Request, SamplingParams
 from ..compute import LatencyTargets, Ledger, detached
 from ..plan import Plan
@@ -67,7 +68,7 @@ def score(task: Task, verifier, completions: Sequence[Completion]) -> list[float
     """Verifier scores; any model calls the verifier makes are charged to this task."""
     if not completions:
         return []
-    with task.ledger.activate():
+    with task.ledger.activate(), timing.phase("verify"):
         return verifier.score(task.prompt, completions)
 
 
@@ -99,7 +100,8 @@ def run_strategy(task: Task, plan: Plan, backend: Backend, verifier=None) -> Res
     """Run the plan's strategy on one task."""
     from ..registries import strategies
 
-    return strategies.get(plan.strategy)(task, plan, backend, verifier)
+    with timing.phase("control"):  # the strategy's own work; backend calls and verifiers time themselves
+        return strategies.get(plan.strategy)(task, plan, backend, verifier)
 
 
 def sample_record(c: Completion, answer: str | None, score: float | None = None, kept: bool = True) -> SampleRecord:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from .. import timing
 from ..backends.base import CallUsage
 from ..compute import Ledger
 from ..plan import Plan
@@ -62,7 +63,7 @@ def score_difficulties(estimator, tasks: Sequence[Task]) -> list[Difficulty]:
     """Score the tasks' prompts in one batched estimator call and charge each task its share
     (its own prompt tokens; FLOPs and time in proportion to them)."""
     probe = Ledger()
-    with probe.activate():
+    with probe.activate(), timing.phase("estimate"):
         diffs = estimator.score([t.prompt for t in tasks])
     if probe.calls:
         total = CallUsage(model_calls=0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from .. import timing
 from ..backends.base import Backend, Completion, Request, SamplingParams
 from ..confidence import token_confidence
 from ..errors import PlanError
@@ -83,6 +84,11 @@ def _start(task: Task, plan: Plan, verifier: Verifier | None) -> _State:
 def run_sampling_batch(tasks: Sequence[Task], plans: Sequence[Plan], backend: Backend,
                        verifier: Verifier | None = None) -> list[Result]:
     """Sample many prompts together, each with its own plan, rule and ledger."""
+    with timing.phase("control"):  # voting, stopping, extraction; backend calls and verifiers time themselves
+        return _sampling_batch(tasks, plans, backend, verifier)
+
+
+def _sampling_batch(tasks, plans, backend, verifier) -> list[Result]:
     states = [_start(t, p, verifier) for t, p in zip(tasks, plans)]
     pending = list(states)
     while pending:
