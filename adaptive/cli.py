@@ -38,6 +38,11 @@ def add_backend_args(p) -> None:
                    help="hf: local transformers model (default); openai: an OpenAI-compatible server")
     p.add_argument("--base-url", default=None, help="server URL for --backend openai (e.g. http://127.0.0.1:8000/v1)")
     p.add_argument("--api-key", default=None, help="API key for --backend openai (or $OPENAI_API_KEY)")
+    p.add_argument("--dtype", default=None, help="hf: float32, bfloat16, float16 or auto (default)")
+    p.add_argument("--quantization", default=None,
+                   help="hf: dynamic-int8 (CPU), bnb-8bit / bnb-4bit (CUDA + bitsandbytes), torchao-int8")
+    p.add_argument("--attention", default=None, help="hf: sdpa, eager or flash_attention_2")
+    p.add_argument("--compile", action="store_true", default=None, help="hf: torch.compile the model")
 
 
 def backend_config(args, default: dict | None = None) -> dict:
@@ -48,9 +53,14 @@ def backend_config(args, default: dict | None = None) -> dict:
     cfg["kind"] = kind
     if kind == "openai":
         cfg.update({k: v for k, v in (("base_url", args.base_url), ("api_key", args.api_key)) if v})
-    elif getattr(args, "device", None):
-        cfg["device"] = args.device
+    else:
+        if getattr(args, "device", None):
+            cfg["device"] = args.device
+        cfg.update({k: v for k in LOAD_FLAGS if (v := getattr(args, k, None)) is not None})
     return cfg
+
+
+LOAD_FLAGS = ("dtype", "quantization", "attention", "compile")
 
 
 def cmd_generate(args) -> int:
@@ -66,7 +76,8 @@ def cmd_generate(args) -> int:
                 extractor=args.extractor)
     from .backends.factory import make_backend
 
-    gen = AdaptiveGenerator(backend=make_backend(backend_config(args), args.model), policy=plan)
+    gen = AdaptiveGenerator(backend=make_backend(backend_config(args), args.model), policy=plan,
+                            time_breakdown=args.timing)
     result = gen.generate(args.prompt)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
@@ -74,6 +85,8 @@ def cmd_generate(args) -> int:
         print(result.text.strip())
         print(f"\nanswer: {result.answer}")
         print(summary_line(result))
+        if result.compute.time_breakdown:
+            print("time: " + ", ".join(f"{k} {v:.3f}s" for k, v in result.compute.time_breakdown.items() if v))
     return 0
 
 
@@ -81,7 +94,7 @@ def cmd_eval(args) -> int:
     from .evaluate import load_config, run_eval
 
     config = load_config(args.config)
-    if args.backend or args.base_url:
+    if args.backend or args.base_url or any(getattr(args, k, None) is not None for k in LOAD_FLAGS):
         config.backend = backend_config(args, config.backend)
     out = args.out or f"runs/{args.config.rsplit('/', 1)[-1].removesuffix('.yaml')}"
     only = [p for p in (args.policy or "").split(",") if p] or None
@@ -132,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--temperature", type=float, default=0.7)
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--json", action="store_true", help="print the full Result as JSON")
+    g.add_argument("--timing", action="store_true", help="time breakdown: tokenize, prefill, decode, control, ...")
     g.set_defaults(func=cmd_generate)
 
     e = sub.add_parser("eval", help="evaluate policies on a task; writes records, a report and plots (resumable)")
@@ -171,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     b.add_argument("--out", default="runs/bench")
     b.add_argument("--only", default=None, help="comma-separated sections (load, throughput, ..., stopping)")
+    b.add_argument("--sweep", action="store_true",
+                   help="inference-time factors instead: batch size, precision, quantization, attention, compile "
+                        "(configs/bench/sweep.yaml)")
     b.set_defaults(func=cmd_bench)
     return p
 

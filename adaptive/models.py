@@ -151,29 +151,37 @@ def resolve_dtype(dtype, device: str):
     return table[dtype]
 
 
-def load_model(name_or_path: str | None = None, device: str = "auto", dtype="auto", device_map=None):
+def load_model(name_or_path: str | None = None, device: str = "auto", dtype="auto", device_map=None,
+               quantization: str | None = None, attention: str | None = None, compile: bool = False):
     """Load (model, tokenizer, model_id).
 
     No name -> the embedded SmolLM2-135M-Instruct. A hub id or local path loads through transformers.
     `device_map` (e.g. "auto") shards a model too big for one GPU via accelerate; then `device` is ignored.
+    `quantization`, `attention`, `compile`: see load_options.py; unsupported combinations raise first.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from .load_options import ModelOptions, apply_after_load, check_supported, from_pretrained_kwargs
+
+    opts = ModelOptions(quantization=quantization, attention=attention, compile=compile)
     dev = resolve_device(device) if device_map is None else None
     torch_dtype = resolve_dtype(dtype, dev or "cuda")
+    check_supported(opts, dev, torch_dtype)
     if name_or_path in (None, "", "embedded", EMBEDDED_ID):
         path, model_id = embedded_model_dir(), EMBEDDED_ID
     else:
         path, model_id = name_or_path, str(name_or_path)
     try:
         tok = AutoTokenizer.from_pretrained(path)
-        kwargs = {"dtype": torch_dtype}
+        kwargs = {"dtype": torch_dtype, **from_pretrained_kwargs(opts, torch_dtype)}
         if device_map is not None:
             kwargs["device_map"] = device_map
+        elif "quantization_config" in kwargs and opts.quantization.startswith("bnb"):
+            kwargs["device_map"] = dev  # bitsandbytes places weights while loading
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as e:
         raise AdaptiveError(f"could not load model {name_or_path!r}: {e}") from e
-    if device_map is None:
+    if device_map is None and "device_map" not in kwargs:
         model.to(dev)
     model.eval()
-    return model, tok, model_id
+    return apply_after_load(model, opts), tok, model_id
