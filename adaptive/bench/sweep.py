@@ -1,0 +1,257 @@
+"""`adaptive bench --sweep`: what each inference-time factor buys on this model and hardware.
+
+Rows: the baseline load at several batch sizes (samples per request), then one row per setting (precision,
+quantization, attention, torch.compile, our shared-prefix decode) against the baseline. Each setting runs
+in a fresh process (so its memory is its own): load, warm up, then tokens/s and time to first token for
+one request of `samples` samples, peak memory, greedy outputs on fixed prompts (exact match with the
+baseline's: a speed-up that changes answers shows here) and greedy accuracy on a small task.
+A setting this machine cannot run is skipped with the reason; one that fails mid-run is reported failed.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+from ..errors import ConfigError, InputError
+
+SETTING_KEYS = {"name", "dtype", "quantization", "attention", "compile", "shared_prefix", "cuda_only"}
+TOP_KEYS = {"model", "device", "prompt", "samples", "new_tokens", "batch_sizes", "agreement", "accuracy", "settings",
+            "description"}
+
+
+def check_config(cfg: dict, source: str = "<sweep config>") -> dict:
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{source}: a sweep config is a mapping")
+    bad = sorted(set(cfg) - TOP_KEYS)
+    if bad:
+        raise ConfigError(f"{source}: unknown key {bad[0]!r}; accepted: {', '.join(sorted(TOP_KEYS))}")
+    names = set()
+    for i, s in enumerate(cfg.get("settings") or []):
+        if not isinstance(s, dict) or "name" not in s:
+            raise ConfigError(f"{source}: settings[{i}] needs a name")
+        bad = sorted(set(s) - SETTING_KEYS)
+        if bad:
+            raise ConfigError(f"{source}: settings[{i}] ({s['name']}): unknown key {bad[0]!r}; "
+                              f"accepted: {', '.join(sorted(SETTING_KEYS))}")
+        if s["name"] in names:
+            raise ConfigError(f"{source}: settings[{i}]: duplicate name {s['name']!r}")
+        names.add(s["name"])
+    if "baseline" not in names:
+        raise ConfigError(f"{source}: settings must include a row named 'baseline' (what the others compare to)")
+    return cfg
+
+
+def _measure(b, prompt: str, n: int, new: int) -> dict:
+    """tokens/s, time to first token and peak memory for one request of n samples (fixed length)."""
+    from ..backends.base import Request, SamplingParams
+    from .memory import PeakRSS
+
+    import torch
+
+    p = SamplingParams(max_new_tokens=new, temperature=0.7, seed=0, ignore_eos=True)
+    cuda = b.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    b.prefix_cache = None
+    with PeakRSS() as m:
+        t0 = time.perf_counter()
+        g = b.generate([Request(prompt, n=n)], p)
+        wall = time.perf_counter() - t0
+    first = min(c.token_times[0] for c in g.completions[0])
+    peak = (torch.cuda.max_memory_allocated() - base) / 2**20 if cuda else m.delta_mb
+    return {"tok_s": g.usage.generated_tokens / wall, "ttft_s": first - t0, "peak_mb": peak}
+
+
+def _greedy(b, prompts: list[str], new: int) -> list[list[int]]:
+    from ..backends.base import Request, SamplingParams
+
+    g = b.generate([Request(q) for q in prompts], SamplingParams(max_new_tokens=new, temperature=0))
+    return [cs[0].token_ids for cs in g.completions]
+
+
+def _accuracy(b, cfg: dict) -> dict:
+    from ..backends.base import Request, SamplingParams
+    from ..registries import load_builtins
+    from ..tasks import load_task
+
+    load_builtins()
+    spec, examples, _ = load_task(cfg["task"], limit=cfg.get("limit", 24), seed=0)
+    g = b.generate([Request(ex.prompt) for ex in examples],
+                   SamplingParams(max_new_tokens=cfg.get("new_tokens", 64), temperature=0))
+    correct = sum(spec.grade(spec.extract(cs[0].text, ex), ex) >= 0.5 for cs, ex in zip(g.completions, examples))
+    return {"accuracy": correct / len(examples), "n": len(examples)}
+
+
+def _row_child(cfg: dict, setting: dict, batch_sizes: list[int], queue) -> None:
+    try:
+        queue.put(("ok", _row(cfg, setting, batch_sizes)))
+    except InputError as e:
+        queue.put(("skipped", str(e)))
+    except BaseException as e:  # report, never take the sweep down
+        queue.put(("failed", f"{type(e).__name__}: {str(e)[:400]}"))
+
+
+def _row(cfg: dict, setting: dict, batch_sizes: list[int]) -> dict:
+    import torch
+
+    from ..backends.hf import HFBackend
+    from ..models import load_model, resolve_device
+    from .memory import release_large_blocks, rss
+
+    device = resolve_device(cfg.get("device", "auto"))
+    if setting.get("cuda_only") and not device.startswith("cuda"):
+        raise InputError(f"{setting['name']} is a CUDA setting; this run is on {device}")
+    if not device.startswith("cuda"):
+        release_large_blocks()
+    import transformers  # noqa: F401  (imports are not the model's memory)
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+
+    before = rss()
+    t0 = time.perf_counter()
+    model, tok, model_id = load_model(cfg.get("model"), device=device, dtype=setting.get("dtype", "auto"),
+                                      quantization=setting.get("quantization"), attention=setting.get("attention"),
+                                      compile=bool(setting.get("compile", False)))
+    load_s = time.perf_counter() - t0
+    weights_mb = ((torch.cuda.memory_allocated() if device.startswith("cuda") else rss() - before) / 2**20)
+    b = HFBackend(model, tok, model_id=model_id, shared_prefix=setting.get("shared_prefix", True))
+    prompt, n, new = cfg["prompt"], cfg["samples"], cfg["new_tokens"]
+    _measure(b, prompt, 2, 4)  # warm-up: thread pools, kernels, compiled graphs
+    out = {"load_s": load_s, "weights_mb": weights_mb, **_measure(b, prompt, n, new),
+           "greedy": _greedy(b, cfg["agreement"]["prompts"], cfg["agreement"]["new_tokens"])}
+    if cfg.get("accuracy"):
+        out.update(_accuracy(b, cfg["accuracy"]))
+    out["batch"] = {bs: _measure(b, prompt, bs, new) for bs in batch_sizes}
+    for bs in batch_sizes:  # greedy at batch bs: every sample must still equal the batch-1 answer
+        g = _greedy(b, [cfg["agreement"]["prompts"][0]] * bs, cfg["agreement"]["new_tokens"])
+        out["batch"][bs]["greedy_same"] = all(x == out["greedy"][0] for x in g)
+    return out
+
+
+def _run_row(cfg: dict, setting: dict, batch_sizes: list[int], timeout: float = 1800) -> tuple[str, object]:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_row_child, args=(cfg, setting, batch_sizes, q))
+    p.start()
+    try:
+        return q.get(timeout=timeout)
+    except Exception as e:
+        return "failed", f"no result within {timeout:.0f}s ({type(e).__name__})"
+    finally:
+        p.join(timeout=30)
+        if p.is_alive():
+            p.kill()
+
+
+def agreement(a: list[list[int]], b: list[list[int]]) -> float:
+    """Share of prompts whose greedy token ids are identical."""
+    if not a or len(a) != len(b):
+        raise ValueError("agreement needs two equally long, non-empty lists of outputs")
+    return sum(x == y for x, y in zip(a, b)) / len(a)
+
+
+def run_sweep(cfg: dict, out_dir: str = "runs/bench") -> dict:
+    cfg = check_config(cfg)
+    settings = cfg["settings"]
+    report: dict = {"device": cfg.get("device", "auto"), "rows": []}
+    results = {}
+    for s in sorted(settings, key=lambda s: s["name"] != "baseline"):  # baseline first: the others compare to it
+        t = time.perf_counter()
+        status, value = _run_row(cfg, s, cfg["batch_sizes"] if s["name"] == "baseline" else [])
+        print(f"[sweep] {s['name']}: {status} in {time.perf_counter() - t:.0f}s"
+              + ("" if status == "ok" else f" ({value})"), flush=True)
+        results[s["name"]] = (status, value)
+    base = results["baseline"][1] if results["baseline"][0] == "ok" else None
+    if base is None:
+        raise RuntimeError(f"the baseline row did not run: {results['baseline'][1]}")
+    for bs, m in base["batch"].items():
+        report["rows"].append({"factor": "batch size", "setting": f"{bs} samples", **_fmt(m, base),
+                               "greedy_agreement": 1.0 if m["greedy_same"] else 0.0})
+    for s in settings:
+        status, v = results[s["name"]]
+        row = {"factor": _factor(s), "setting": s["name"]}
+        if status != "ok":
+            row["status"] = f"{status}: {v}"
+        else:
+            row.update(_fmt(v, base), load_s=v["load_s"], weights_mb=v["weights_mb"],
+                       greedy_agreement=agreement(v["greedy"], base["greedy"]),
+                       accuracy=v.get("accuracy"), accuracy_n=v.get("n"))
+        report["rows"].append(row)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path(out_dir) / f"sweep-{stamp}.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(format_sweep(report["rows"]))
+    png = plot_sweep(report["rows"], Path(out_dir) / f"sweep-{stamp}.png")
+    print(f"\nwritten: {path}\nplot: {png}")
+    return report
+
+
+def _factor(s: dict) -> str:
+    for key, name in (("dtype", "precision"), ("quantization", "quantization"), ("attention", "attention"),
+                      ("compile", "compile"), ("shared_prefix", "decode attention")):
+        if key in s:
+            return name
+    return "baseline"
+
+
+def _fmt(m: dict, base: dict) -> dict:
+    return {"tok_s": m["tok_s"], "speedup": m["tok_s"] / base["tok_s"], "ttft_s": m["ttft_s"], "peak_mb": m["peak_mb"]}
+
+
+def format_sweep(rows: list[dict]) -> str:
+    def f(v, fmt):
+        return "-" if v is None else fmt.format(v)
+
+    header = ["factor", "setting", "tok/s", "vs base", "TTFT s", "peak MB", "weights MB", "greedy =", "accuracy"]
+    lines = []
+    for r in rows:
+        if "status" in r:
+            lines.append([r["factor"], r["setting"], r["status"][:70], "", "", "", "", "", ""])
+            continue
+        lines.append([r["factor"], r["setting"], f(r["tok_s"], "{:.1f}"), f(r["speedup"], "{:.2f}x"),
+                      f(r["ttft_s"], "{:.2f}"), f(r["peak_mb"], "{:.0f}"), f(r.get("weights_mb"), "{:.0f}"),
+                      f(r.get("greedy_agreement"), "{:.0%}"),
+                      f(r.get("accuracy"), "{:.3f}") + (f" (n={r['accuracy_n']})" if r.get("accuracy_n") else "")])
+    widths = [max(len(h), *(len(x[i]) for x in lines)) for i, h in enumerate(header)]
+    fmt = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return "\n".join([fmt(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [fmt(x) for x in lines])
+
+
+def plot_sweep(rows: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in rows if "status" not in r]
+    labels = [r["setting"] for r in ok]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    a1.barh(labels, [r["tok_s"] for r in ok], color=["tab:blue" if r["factor"] == "batch size" else "tab:orange"
+                                                      for r in ok])
+    a1.set_xlabel("generated tokens/s")
+    a1.invert_yaxis()
+    acc = [r for r in ok if r.get("accuracy") is not None]
+    a2.barh([r["setting"] for r in acc], [r["accuracy"] for r in acc], color="tab:green")
+    a2.set_xlabel("greedy accuracy on the sweep task")
+    a2.invert_yaxis()
+    fig.suptitle("Inference-time factors: speed and answer quality")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(config_path: str, model: str | None, out: str) -> int:
+    import yaml
+
+    with open(config_path) as fh:
+        cfg = yaml.safe_load(fh)
+    check_config(cfg, config_path)
+    if model:
+        cfg["model"] = model
+    run_sweep(cfg, out)
+    return 0
