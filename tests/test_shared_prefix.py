@@ -103,3 +103,23 @@ def test_shared_prefix_decode_matches_expanded_cache(hf_backend):
     ca = shared.generate([Request("Say hi.", prefix=done.text)], p)
     cb = expanded.generate([Request("Say hi.", prefix=done.text)], p)
     assert ca.completions[0][0].token_ids == cb.completions[0][0].token_ids
+
+
+class _Model:
+    def __init__(self, config):
+        self.config = config
+
+    def modules(self):
+        return []
+
+
+def test_which_models_use_the_shared_prefix_kernel():
+    from transformers import Gemma2Config, MistralConfig, Qwen2Config
+
+    from adaptive.backends.hf import _plain_kv, _shared_prefix_ok
+
+    assert _shared_prefix_ok(_Model(Qwen2Config()))  # a window size, but every layer is full attention
+    sliding = Qwen2Config(use_sliding_window=True, sliding_window=64, max_window_layers=0)
+    assert not _plain_kv(_Model(sliding))
+    assert not _plain_kv(_Model(MistralConfig(sliding_window=4096)))
+    assert not _shared_prefix_ok(_Model(Gemma2Config()))  # logit softcapping and sliding layers

@@ -30,10 +30,22 @@ TokenCallback = Callable[[int, int, int, float], None]  # (request index, sample
 def _plain_kv(model) -> bool:
     """Prefix reuse slices K/V per position: only valid for full-attention layers with a plain cache."""
     cfg = model.config
-    if getattr(cfg, "sliding_window", None) or getattr(cfg, "layer_types", None) and any(
-            t != "full_attention" for t in cfg.layer_types):
+    types = getattr(cfg, "layer_types", None)
+    if types is not None:  # newer configs spell out each layer (Qwen2 lists full attention despite a window size)
+        if any(t != "full_attention" for t in types):
+            return False
+    elif getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True):
         return False
     return getattr(cfg, "model_type", "") not in ("mamba", "mamba2", "falcon_mamba", "rwkv", "jamba", "zamba")
+
+
+def _shared_prefix_ok(model) -> bool:
+    """The shared-prefix kernel is plain softmax attention: no logit softcapping, no ALiBi-style biases."""
+    cfg = model.config
+    if getattr(cfg, "attn_logit_softcapping", None) or getattr(cfg, "alibi", False):
+        return False
+    return _plain_kv(model) and all(hasattr(m, "layer_idx") for m in model.modules()
+                                    if type(m).__name__.endswith("Attention"))
 
 
 class HFBackend:
@@ -53,7 +65,7 @@ class HFBackend:
         self.prefix_cache = PrefixCache(prefix_cache_tokens) if prefix_cache_tokens and _plain_kv(model) else None
         # Decode attends to one copy of each prompt's K/V (see shared_prefix.py) where the cache is plain K/V;
         # otherwise the prompt cache is expanded to the N samples.
-        self.shared_prefix = bool(shared_prefix) and _plain_kv(model)
+        self.shared_prefix = bool(shared_prefix) and _shared_prefix_ok(model)
         if self.device.type == "cuda":
             timing.CLOCK.cuda = True
         # Running totals over the backend's life, so tests can check strategies' ledgers against them.
