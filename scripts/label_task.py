@@ -22,24 +22,24 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=4, help="prompts per backend call")
     ap.add_argument("--model", default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                    help="keep examples whose meta KEY equals VALUE (e.g. difficulty=easy); repeatable")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     _quiet_transformers()
-    from adaptive.answers import extract
     from adaptive.backends.hf import HFBackend
     from adaptive.estimators.train import build_labels
     from adaptive.tasks import load_task
 
-    spec, examples, _ = load_task(args.task, limit=args.limit, shuffle=False)
-    if any(ex.choices for ex in examples):
-        raise SystemExit("label_task.py: multiple-choice tasks need per-example choices; not supported here")
+    where = dict(w.split("=", 1) for w in args.where) or None
+    spec, examples, _ = load_task(args.task, limit=args.limit, shuffle=False, where=where)
     backend = HFBackend.from_pretrained(args.model)
     by_id = {ex.id: ex for ex in examples}
     rows = [{"id": ex.id, "prompt": ex.prompt} for ex in examples]
     t0 = time.perf_counter()
     params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=0.7, top_logprobs=5, seed=args.seed)
     records = build_labels(backend, rows, args.k, lambda ans, e: spec.grade(ans, by_id[e["id"]]) >= 0.5,
-                           params=params, extract=lambda text: extract(spec.extractor, text, **spec.extractor_kwargs),
+                           params=params, extract=lambda text, e: spec.extract(text, by_id[e["id"]]),
                            batch_size=args.batch_size)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w") as f:

@@ -20,6 +20,9 @@ from adaptive.estimators import (Estimator, HeuristicEstimator, ProbeEstimator, 
                                  check_edges, load_estimator, make_estimator, quantile_edges, uniform_edges)
 from adaptive.estimators import metrics as M
 from adaptive.estimators import persistence
+from adaptive.estimators.heuristic import FEATURE_NAMES as TEXT_NAMES
+from adaptive.estimators.heuristic import text_features
+from adaptive.estimators.model import ModelSpec
 from adaptive.estimators.probe import next_token_stats, resolve_layers
 from adaptive.estimators.train import (build_labels, load_labels, main_train, normalize_records, split_by_prompt,
                                        train_estimator, write_jsonl)
@@ -294,7 +297,7 @@ def test_probe_layers_and_stats():
     assert ent == pytest.approx(-(0.5 * math.log(0.5) + 0.5 * math.log(0.25))) and pmax == pytest.approx(0.5)
     assert next_token_stats(None) == (0.0, 0.0)
     b = StubBackend()
-    est = ProbeEstimator(b, layers=(1, 0.75), pooling=("last",), token_stats=False)
+    est = ProbeEstimator(b, layers=(1, 0.75), pooling=("last",), token_stats=False, text_features=False)
     X = est.features(["a b", "c d e"])
     assert X.shape == (2, 2 * HIDDEN) and est.layer_indices_ == [1, 3]
     other = PromptPass(3, torch.zeros(7, HIDDEN), torch.zeros(7, HIDDEN))
@@ -309,7 +312,8 @@ def test_probe_round_trip_identical_scores_and_metadata(data, backend, tmp_path)
     meta = json.loads((tmp_path / "probe.joblib.json").read_text())
     assert meta["kind"] == "probe" and meta["model_id"] == "stub/model"
     assert meta["config_hash"] == persistence.config_hash(backend) and len(meta["config_hash"]) == 16
-    assert meta["layers"] == [2, 3] and meta["feature_size"] == 2 * 2 * HIDDEN + 3
+    assert meta["layers"] == [2, 3] and meta["feature_size"] == 2 * 2 * HIDDEN + 3 + len(TEXT_NAMES)
+    assert meta["config"]["text_features"] is True and est.feature_names_[-1] == f"text_{TEXT_NAMES[-1]}"
     assert meta["bin_edges"] == [0, 0.3, 0.7, 1.0] and meta["calibration"] == "sigmoid"
     assert {"sklearn", "numpy", "torch", "transformers"} <= set(meta["versions"]) and meta["created"]
     fresh = StubBackend()
@@ -319,6 +323,57 @@ def test_probe_round_trip_identical_scores_and_metadata(data, backend, tmp_path)
     assert len(fresh.prompt_pass_calls) == 1
     assert ProbeEstimator.load(path).predict(prompts, backend.prompt_pass(prompts)).tolist() == \
         est.predict(prompts).tolist()
+
+
+def test_probe_text_features_are_the_heuristics(data, backend):
+    prompts, _ = data
+    on = ProbeEstimator(backend).features(prompts[:3])
+    off = ProbeEstimator(backend, text_features=False).features(prompts[:3])
+    assert on.shape[1] == off.shape[1] + len(TEXT_NAMES)
+    assert np.array_equal(on[:, :off.shape[1]], off)
+    assert np.allclose(on[:, off.shape[1]:], [text_features(p) for p in prompts[:3]])
+
+
+def test_probe_files_without_text_features_key(data, backend, tmp_path):
+    """A file from before the option (no key) loads as it was trained: without text features."""
+    prompts, rates = data
+    est = ProbeEstimator(backend, text_features=False).fit(prompts, rates)
+    path = est.save(tmp_path / "old.joblib")
+    side = persistence.sidecar_path(path)
+    meta = json.loads(side.read_text())
+    del meta["config"]["text_features"]
+    side.write_text(json.dumps(meta))
+    old = Estimator.load(path, backend=StubBackend())
+    assert old.text_features is False and old.score(prompts) == est.score(prompts)
+    meta["config"]["text_features"] = True  # a config that contradicts the model: refused, not mis-scored
+    side.write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match="inconsistent") as e:
+        Estimator.load(path, backend=StubBackend())
+    assert str(path) in str(e.value)
+
+
+def test_C_grid_is_validated_and_chosen_on_training_folds(data, backend, tmp_path):
+    for bad in ([], [0.1, -1], ["x"], [True]):
+        with pytest.raises(InputError, match="C_grid"):
+            ModelSpec(C_grid=bad)
+    with pytest.raises(InputError, match="logistic"):
+        ModelSpec(model="ridge", C_grid=[1.0])
+    prompts, rates = data
+    passes = backend.prompt_pass(prompts)
+    grid = [1e-4, 1.0]
+    # The signal is strong: heavy shrinkage (1e-4) flattens p_hat and loses held-out log-loss.
+    strong = ProbeEstimator(backend, C_grid=grid, calibration="none").fit(prompts, rates, prompt_passes=passes)
+    assert strong.model_.C == 1.0
+    # Labels unrelated to the features: the wide probe overfits at C=1, so CV keeps the shrinkage.
+    noise = [((zlib.crc32(p.encode()) >> 3) % 9) / 8 for p in prompts]
+    weak = ProbeEstimator(backend, C_grid=grid, calibration="none").fit(prompts, noise, prompt_passes=passes)
+    assert weak.model_.C == 1e-4
+    path = strong.save(tmp_path / "cv.joblib")
+    meta = json.loads(persistence.sidecar_path(path).read_text())
+    assert meta["config"]["C_grid"] == grid and meta["C"] == 1.0
+    loaded = Estimator.load(path, backend=backend)
+    assert loaded.spec.C_grid == (1e-4, 1.0) and loaded.model_.C == 1.0
+    assert loaded.predict(prompts, passes).tolist() == strong.predict(prompts, passes).tolist()
 
 
 def test_heuristic_and_sample_probe_round_trip(data, backend, tmp_path):
@@ -492,11 +547,19 @@ def test_split_by_prompt_is_disjoint_and_seeded():
     assert len(split_by_prompt(recs[:2], 0.01)[1]) == 1
 
 
+def test_split_keeps_copies_of_one_question_on_one_side():
+    # The same question under several ids (datasets repeat items): a copy on each side would leak.
+    recs = normalize_records([{"id": f"q{i}", "prompt": f"p{i % 5}", "pass_rate": 0.5} for i in range(20)])
+    for seed in range(5):
+        tr, va = split_by_prompt(recs, 0.4, seed=seed)
+        assert tr and va and not {r["prompt"] for r in tr} & {r["prompt"] for r in va}
+
+
 def test_build_labels_and_train_estimator(tmp_path, backend):
     prompts, _ = prompts_and_rates(50)
     examples = [{"id": f"q{i}", "prompt": p, "answer": "right"} for i, p in enumerate(prompts)]
     recs = build_labels(backend, examples, k=4, grade=lambda ans, ex: ans == ex["answer"],
-                        extract=lambda t: t, batch_size=20)
+                        extract=lambda t, e: t, batch_size=20)
     assert backend.generate_calls == 3 and len(recs) == 50
     r0 = recs[0]
     assert len(r0["samples"]) == 4 and r0["pass_rate"] == sum(s["correct"] for s in r0["samples"]) / 4
@@ -521,6 +584,37 @@ def test_build_labels_and_train_estimator(tmp_path, backend):
     g = backend.generate_calls
     rep_sp = train_estimator("sample_probe", loaded, backend, tmp_path / "sp.joblib", calibration="none")
     assert backend.generate_calls == g and rep_sp["n_val"] == 10
+
+
+def test_compare_shares_passes_and_fits_on_train_only(backend):
+    from adaptive.estimators.compare import compare, summarize
+
+    prompts, _ = prompts_and_rates(40)
+    recs = build_labels(backend, [{"id": f"q{i}", "prompt": p} for i, p in enumerate(prompts)], k=4,
+                        grade=lambda text, ex: text == "right", batch_size=40)
+    specs = {"heuristic": ("heuristic", {}), "probe": ("probe", {}),
+             "probe_hidden_only": ("probe", {"text_features": False}),
+             "sample_probe": ("sample_probe", {"calibration": "none"})}
+    backend.prompt_pass_calls.clear()
+    g = backend.generate_calls
+    rows = compare(recs, specs, backend, seeds=[0, 1, 2], val_frac=0.25, batch_size=16)
+    assert len(backend.prompt_pass_calls) == 3 and backend.generate_calls == g  # 40 prompts / 16, shared
+    assert [(r["seed"], r["name"]) for r in rows] == [(s, n) for s in (0, 1, 2) for n in specs]
+    assert all(r["n_train"] == 30 and r["n_val"] == 10 for r in rows)
+    # Seed 1's probe row is what fitting on that seed's training prompts alone gives.
+    train, val = split_by_prompt(normalize_records(recs), 0.25, 1)
+    own = ProbeEstimator(backend, seed=1).fit([r["prompt"] for r in train], [r["pass_rate"] for r in train],
+                                              counts=[r["n_samples"] for r in train])
+    from adaptive.estimators.train import evaluate
+
+    want = evaluate(val, own.predict([r["prompt"] for r in val]))
+    got = next(r for r in rows if r["seed"] == 1 and r["name"] == "probe")
+    assert got["auroc"] == pytest.approx(want["auroc"]) and got["spearman"] == pytest.approx(want["spearman"])
+    summary = summarize(rows, versus=("probe", "heuristic"))
+    diffs = [a["auroc"] - b["auroc"] for a, b in zip(rows[1::4], rows[0::4])]
+    assert summary["wins"]["wins"] == sum(d > 0 for d in diffs) and summary["wins"]["of"] == 3
+    aurocs = [r["auroc"] for r in rows if r["name"] == "probe"]
+    assert summary["probe"]["auroc"] == (pytest.approx(np.mean(aurocs)), pytest.approx(np.std(aurocs, ddof=1)))
 
 
 def test_main_train_heuristic(tmp_path, capsys):

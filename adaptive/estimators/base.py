@@ -40,10 +40,11 @@ class Estimator:
 
     def __init__(self, backend=None, *, bin_edges=None, model: str = "logistic", C: float = 1.0,
                  alpha: float = 1.0, pca: int | None = None, calibration: str = "auto", cv: int = 3,
-                 seed: int = 0, model_id: str | None = None, config_hash: str | None = None):
+                 seed: int = 0, C_grid=None, model_id: str | None = None, config_hash: str | None = None):
         self.backend = backend
         self.bin_edges = check_edges(bin_edges)
-        self.spec = ModelSpec(model=model, C=C, alpha=alpha, pca=pca, calibration=calibration, cv=cv, seed=seed)
+        self.spec = ModelSpec(model=model, C=C, alpha=alpha, pca=pca, calibration=calibration, cv=cv, seed=seed,
+                              C_grid=C_grid)
         mid, chash = persistence.identity(backend)
         self.model_id = mid if mid is not None else model_id
         self.config_hash = chash if chash is not None else config_hash
@@ -70,6 +71,11 @@ class Estimator:
     def _meta(self) -> dict:
         """Extra metadata for the sidecar."""
         return {}
+
+    @classmethod
+    def _upgrade_config(cls, config: dict) -> dict:
+        """Fill in options that files written before they existed lack (their old behaviour, not today's default)."""
+        return config
 
     # -- shared --------------------------------------------------------------------------------
     @property
@@ -129,7 +135,8 @@ class Estimator:
                 "model_id": self.model_id if self.uses_model else None,
                 "config_hash": self.config_hash if self.uses_model else None,
                 "bin_edges": list(self.bin_edges), "feature_size": self.model_.n_features,
-                "calibration": self.model_.calibration, "n_train": self.n_train_, "layers": None, **self._meta()}
+                "calibration": self.model_.calibration, "C": getattr(self.model_, "C", None), "n_train": self.n_train_,
+                "layers": None, **self._meta()}
         return persistence.write(path, {"kind": self.kind, "state": state}, meta)
 
     @classmethod
@@ -149,7 +156,7 @@ class Estimator:
                 raise ConfigError(f"estimator file {path} holds a {kind!r} estimator, not {cls.kind!r}")
         persistence.check_identity(meta, backend, path)
         try:
-            est = target(backend=backend, **meta["config"])
+            est = target(backend=backend, **target._upgrade_config(dict(meta["config"])))
         except (TypeError, InputError) as e:
             raise ConfigError(f"estimator metadata {persistence.sidecar_path(path)}: bad config: {e}") from None
         payload = persistence.read_payload(path, meta)
@@ -162,7 +169,10 @@ class Estimator:
         est.feature_names_ = state.get("feature_names")
         if meta.get("model_id") is not None:
             est.model_id, est.config_hash = meta["model_id"], meta.get("config_hash")
-        est._set_state(state)
+        try:
+            est._set_state(state)
+        except ConfigError as e:
+            raise ConfigError(f"estimator file {path} is inconsistent: {e}") from None
         est.metadata = meta
         return est
 

@@ -11,13 +11,16 @@ Labels are empirical pass rates r_i in [0, 1] of prompt i over k_i samples (k_i 
   two rows of a prompt never straddle a fold): calibration="auto" picks isotonic from 200 prompts on,
   sigmoid (Platt) from 30, none below; "isotonic" / "sigmoid" / "none" force it (forced calibration still
   falls back to none when a fold would see a single class).
+- C_grid (logistic only): when set, C is chosen from the grid by grouped K-fold over the TRAINING prompts
+  (spec.cv folds, held-out weighted log-loss of the uncalibrated pipeline; ties go to the earlier entry)
+  before the final fit; the choice is kept as FittedModel.C. Falls back to `C` when folds cannot be made.
 - model="ridge": a regressor on the rate itself (StandardScaler -> optional PCA -> Ridge(alpha), weights
   k_i), predictions clipped to [0, 1]. No calibration step.
 """
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -38,6 +41,7 @@ class ModelSpec:
     calibration: str = "auto"
     cv: int = 3
     seed: int = 0
+    C_grid: tuple | None = None  # candidate C values chosen by CV on the training prompts; None = use C
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -52,16 +56,26 @@ class ModelSpec:
             raise InputError(f"pca={self.pca!r}: must be None or an integer >= 1")
         if isinstance(self.cv, bool) or not isinstance(self.cv, int) or self.cv < 2:
             raise InputError(f"cv={self.cv!r}: must be an integer >= 2")
+        if self.C_grid is not None:
+            grid = tuple(self.C_grid) if isinstance(self.C_grid, (list, tuple)) else ()
+            if not grid or any(isinstance(c, bool) or not isinstance(c, (int, float)) or not c > 0 for c in grid):
+                raise InputError(f"C_grid={self.C_grid!r}: must be a non-empty list of numbers > 0")
+            if self.model != "logistic":
+                raise InputError("C_grid applies to model='logistic' only")
+            object.__setattr__(self, "C_grid", tuple(float(c) for c in grid))  # JSON lists come back as tuples
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["C_grid"] = list(self.C_grid) if self.C_grid is not None else None
+        return d
 
 
 class FittedModel:
     """A fitted scikit-learn estimator plus how to read p_hat from it."""
 
-    def __init__(self, kind: str, estimator, calibration: str, n_features: int):
+    def __init__(self, kind: str, estimator, calibration: str, n_features: int, C: float | None = None):
         self.kind, self.estimator, self.calibration, self.n_features = kind, estimator, calibration, n_features
+        self.C = C  # the logistic C actually used (chosen by CV when the spec has a C_grid)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
@@ -133,6 +147,8 @@ def fit_model(X, labels, spec: ModelSpec, counts=None) -> FittedModel:
     ye = np.r_[np.ones(keep1.sum(), dtype=int), np.zeros(keep0.sum(), dtype=int)]
     we = np.r_[w1[keep1], w0[keep0]]
     groups = np.r_[np.where(keep1)[0], np.where(keep0)[0]]
+    if spec.C_grid is not None:
+        spec = replace(spec, C=choose_C(Xe, ye, we, groups, spec))
     method = spec.calibration
     if method == "auto":
         method = "isotonic" if n >= AUTO_ISOTONIC_MIN else "sigmoid" if n >= AUTO_SIGMOID_MIN else "none"
@@ -142,7 +158,7 @@ def fit_model(X, labels, spec: ModelSpec, counts=None) -> FittedModel:
     pipe = _pipeline(spec, len(ye), d)
     if method == "none":
         pipe.fit(Xe, ye, clf__sample_weight=we)
-        return FittedModel("logistic", pipe, "none", d)
+        return FittedModel("logistic", pipe, "none", d, spec.C)
     from sklearn.calibration import CalibratedClassifierCV
 
     cal = CalibratedClassifierCV(pipe, method=method, cv=splits, ensemble=False)
@@ -151,7 +167,24 @@ def fit_model(X, labels, spec: ModelSpec, counts=None) -> FittedModel:
         # Pipeline.fit has no `sample_weight` argument of its own and warns.
         warnings.filterwarnings("ignore", message=".*does not appear to accept sample_weight.*")
         cal.fit(Xe, ye, sample_weight=we, clf__sample_weight=we)
-    return FittedModel("logistic", cal, method, d)
+    return FittedModel("logistic", cal, method, d, spec.C)
+
+
+def choose_C(Xe, ye, we, groups, spec: ModelSpec) -> float:
+    """The C of spec.C_grid with the lowest held-out weighted log-loss over folds of prompts."""
+    splits = _grouped_splits(ye, groups, min(spec.cv, np.unique(groups).size), spec.seed)
+    if splits is None:
+        return spec.C
+    losses = []
+    for C in spec.C_grid:
+        loss = 0.0
+        for tr, te in splits:
+            pipe = _pipeline(replace(spec, C=C), len(tr), Xe.shape[1])
+            pipe.fit(Xe[tr], ye[tr], clf__sample_weight=we[tr])
+            p = np.clip(pipe.predict_proba(Xe[te])[:, 1], 1e-12, 1 - 1e-12)
+            loss -= float(np.sum(we[te] * np.where(ye[te] == 1, np.log(p), np.log(1 - p))))
+        losses.append(loss)
+    return spec.C_grid[int(np.argmin(losses))]
 
 
 def _grouped_splits(y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int):

@@ -2,7 +2,9 @@
 
 Features = for each pooling in `pooling` ("mean" over prompt tokens and/or "last" token) and each layer in
 `layers`, that layer's hidden vector; then prompt statistics: log1p(n_tokens), the entropy and the max
-probability of the next-token distribution at the end of the prompt (0, 0 when the pass has none).
+probability of the next-token distribution at the end of the prompt (0, 0 when the pass has none); then,
+with `text_features` (default on), the heuristic's surface features of the prompt text (heuristic.py), so
+the probe sees everything the text baseline sees. Files saved before that option existed load without them.
 
 `layers` entries: a float in [0, 1] is a relative depth over the transformer blocks (0.5 -> the middle
 block's output, round(0.5 * n_layers)); an int is an index into the hidden-state stack (0 = embeddings,
@@ -22,9 +24,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import CapabilityError, InputError
+from ..errors import CapabilityError, ConfigError, InputError
 from ..registries import estimators
-from .base import Estimator, check_batch
+from .base import Estimator, check_batch, prompt_text
+from .heuristic import FEATURE_NAMES as TEXT_NAMES
+from .heuristic import text_features as surface_features
 
 POOLINGS = ("mean", "last")
 STAT_NAMES = ("log_n_tokens", "next_token_entropy", "next_token_max_prob")
@@ -85,7 +89,7 @@ class ProbeEstimator(Estimator):
     uses_model = True
 
     def __init__(self, backend=None, *, layers: Sequence = (0.5, 0.75), pooling: Sequence[str] = ("mean", "last"),
-                 token_stats: bool = True, raw: bool = False, C: float = 0.1, **kw):
+                 token_stats: bool = True, text_features: bool = True, raw: bool = False, C: float = 0.1, **kw):
         super().__init__(backend, C=C, **kw)
         if isinstance(layers, (int, float)):
             layers = (layers,)
@@ -98,6 +102,7 @@ class ProbeEstimator(Estimator):
         if not self.pooling or any(p not in POOLINGS for p in self.pooling):
             raise InputError(f"pooling={list(self.pooling)}: each must be one of {', '.join(POOLINGS)}")
         self.token_stats = bool(token_stats)
+        self.text_features = bool(text_features)
         self.raw = bool(raw)
         self.layer_indices_: list[int] | None = None
         self.hidden_shape_: tuple[int, int] | None = None
@@ -129,7 +134,12 @@ class ProbeEstimator(Estimator):
     def features(self, prompts: Sequence, prompt_passes=None, first_samples=None) -> np.ndarray:
         passes = self.passes_for(prompts, prompt_passes)
         rows = [self._row(p, i) for i, p in enumerate(passes)]
-        return np.vstack(rows) if rows else np.zeros((0, 0))
+        if not rows:
+            return np.zeros((0, 0))
+        X = np.vstack(rows)
+        if self.text_features:
+            X = np.hstack([X, np.asarray([surface_features(prompt_text(p)) for p in prompts], dtype=np.float64)])
+        return X
 
     def _row(self, pp, i: int) -> np.ndarray:
         if pp is None or getattr(pp, "mean_hidden", None) is None or getattr(pp, "last_hidden", None) is None:
@@ -142,7 +152,8 @@ class ProbeEstimator(Estimator):
             self.layer_indices_ = resolve_layers(self.layers, shape[0])
             self.hidden_shape_ = (int(shape[0]), int(shape[1]))
             self.feature_names_ = [f"{pool}_L{l}_{h}" for pool in self.pooling for l in self.layer_indices_
-                                   for h in range(shape[1])] + (list(STAT_NAMES) if self.token_stats else [])
+                                   for h in range(shape[1])] + (list(STAT_NAMES) if self.token_stats else []) \
+                + ([f"text_{n}" for n in TEXT_NAMES] if self.text_features else [])
         elif tuple(shape) != self.hidden_shape_:
             raise InputError(f"prompt pass {i} has hidden states of shape {tuple(shape)}, but the probe was trained "
                              f"on {self.hidden_shape_} (a different model?)")
@@ -158,7 +169,18 @@ class ProbeEstimator(Estimator):
     # -- persistence hooks -----------------------------------------------------------------------
     def _config(self) -> dict:
         return {"layers": list(self.layers), "pooling": list(self.pooling), "token_stats": self.token_stats,
-                "raw": self.raw}
+                "text_features": self.text_features, "raw": self.raw}
+
+    @classmethod
+    def _upgrade_config(cls, config: dict) -> dict:
+        return {"text_features": False, **config}
+
+    def expected_features(self) -> int | None:
+        """Feature count this configuration gives once the hidden-state shape is known."""
+        if self.hidden_shape_ is None or self.layer_indices_ is None:
+            return None
+        return (len(self.pooling) * len(self.layer_indices_) * self.hidden_shape_[1]
+                + len(STAT_NAMES) * self.token_stats + len(TEXT_NAMES) * self.text_features)
 
     def _state(self) -> dict:
         return {"layer_indices": self.layer_indices_, "hidden_shape": self.hidden_shape_}
@@ -167,6 +189,10 @@ class ProbeEstimator(Estimator):
         self.layer_indices_ = state.get("layer_indices")
         hs = state.get("hidden_shape")
         self.hidden_shape_ = tuple(hs) if hs is not None else None
+        want = self.expected_features()
+        if want is not None and self.model_ is not None and want != self.model_.n_features:
+            raise ConfigError(f"the probe's config gives {want} features but its model expects "
+                              f"{self.model_.n_features}")
 
     def _meta(self) -> dict:
         return {"layers": self.layer_indices_, "hidden_shape": list(self.hidden_shape_ or ())}

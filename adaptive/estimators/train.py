@@ -163,17 +163,24 @@ def write_jsonl(records: Iterable[dict], path) -> Path:
 
 
 def split_by_prompt(records: Sequence[dict], val_frac: float = 0.2, seed: int = 0) -> tuple[list[dict], list[dict]]:
-    """(train, val) with every prompt id on one side only. With >= 2 prompts and val_frac > 0 the
-    validation side gets at least one prompt and the training side keeps at least one."""
+    """(train, val) with every prompt on one side only: records are grouped by prompt text (a dataset can
+    hold the same question under several ids, and a copy on each side would leak). With >= 2 prompts and
+    val_frac > 0 the validation side gets at least one prompt and the training side keeps at least one."""
     if not 0 <= val_frac < 1:
         raise InputError(f"val_frac={val_frac!r}: must be in [0, 1)")
-    ids = sorted({str(r["id"]) for r in records})
-    random.Random(seed).shuffle(ids)
-    n_val = int(round(val_frac * len(ids)))
-    if val_frac > 0 and len(ids) >= 2:
-        n_val = min(max(n_val, 1), len(ids) - 1)
-    val_ids = set(ids[:n_val])
-    return [r for r in records if r["id"] not in val_ids], [r for r in records if r["id"] in val_ids]
+    keys = sorted({_prompt_key(r) for r in records})
+    random.Random(seed).shuffle(keys)
+    n_val = int(round(val_frac * len(keys)))
+    if val_frac > 0 and len(keys) >= 2:
+        n_val = min(max(n_val, 1), len(keys) - 1)
+    val_keys = set(keys[:n_val])
+    return ([r for r in records if _prompt_key(r) not in val_keys],
+            [r for r in records if _prompt_key(r) in val_keys])
+
+
+def _prompt_key(r: dict) -> str:
+    p = r.get("prompt", r.get("id"))
+    return p.strip() if isinstance(p, str) else json.dumps(p, sort_keys=True)
 
 
 def outcome_pairs(records: Sequence[dict], p_hat: Sequence[float]) -> tuple[list[float], list[int]]:
@@ -332,12 +339,12 @@ Grade = Callable[[str, dict], bool]
 
 
 def build_labels(backend, examples: Sequence, k: int, grade: Grade, *, params: SamplingParams | None = None,
-                 extract: Callable[[str], "str | None"] | None = None, batch_size: int = 8,
+                 extract: Callable[[str, dict], "str | None"] | None = None, batch_size: int = 8,
                  keep_first_sample: bool = True, raw: bool = False) -> list[dict]:
     """Sample `k` completions per example and grade them -> per-prompt records for `train_estimator`.
 
     examples: dicts with "prompt" (and optional "id", plus whatever `grade` reads, e.g. "answer"), or
-    plain prompt strings. grade(x, example) -> bool, where x is extract(text) when `extract` is given,
+    plain prompt strings. grade(x, example) -> bool, where x is extract(text, example) when `extract` is given,
     else the completion text. With `extract`, majority_correct = grade of the most common extracted
     answer (None never wins over a real answer). The first sample keeps its logprobs / top_logprobs so
     the sample probe can train on it without drawing again. One backend call per `batch_size` prompts.
@@ -356,7 +363,7 @@ def build_labels(backend, examples: Sequence, k: int, grade: Grade, *, params: S
         for e, comps in zip(chunk, gen.completions):
             samples, answers = [], []
             for j, c in enumerate(comps):
-                ans = extract(c.text) if extract is not None else None
+                ans = extract(c.text, e) if extract is not None else None
                 ok = bool(grade(ans if extract is not None else c.text, e))
                 s = {"correct": ok, "text": c.text, "tokens": c.n_tokens, "finish_reason": c.finish_reason,
                      "mean_logprob": (sum(c.logprobs) / len(c.logprobs)) if c.logprobs else None}
