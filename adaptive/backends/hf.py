@@ -78,6 +78,8 @@ class HFBackend:
 
         model, tok, model_id = load_model(name_or_path, device=device, dtype=dtype, quantization=quantization,
                                           attention=attention, compile=compile)
+        # A compiled forward would break its graph around the shared-prefix kernel's Python bookkeeping.
+        kw.setdefault("shared_prefix", not compile)
         return cls(model, tok, model_id=model_id, **kw)
 
     # -- helpers -------------------------------------------------------------------------------
@@ -158,8 +160,9 @@ class HFBackend:
             mean = (hs * m).sum(2) / m.sum(2)
             lp = torch.log_softmax(last, dim=-1).cpu()
             for r, ids in enumerate(id_lists):
-                passes[r] = PromptPass(n_tokens=len(ids), mean_hidden=mean[r].cpu(),
-                                       last_hidden=hs[r, :, -1, :].cpu(), next_token_logprobs=lp[r])
+                # clone: a view would keep the whole batch's hidden-state stack alive per prompt
+                passes[r] = PromptPass(n_tokens=len(ids), mean_hidden=mean[r].cpu().clone(),
+                                       last_hidden=hs[r, :, -1, :].cpu().clone(), next_token_logprobs=lp[r].clone())
         return last, out.cache, mask, passes, [n for _, n in hits]
 
     def _past(self, hits, wc: int):

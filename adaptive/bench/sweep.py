@@ -16,9 +16,9 @@ from pathlib import Path
 
 from ..errors import ConfigError, InputError
 
-SETTING_KEYS = {"name", "dtype", "quantization", "attention", "compile", "shared_prefix", "cuda_only"}
+SETTING_KEYS = {"name", "dtype", "quantization", "attention", "compile", "shared_prefix", "cuda_only", "timeout_s"}
 TOP_KEYS = {"model", "device", "prompt", "samples", "new_tokens", "batch_sizes", "agreement", "accuracy", "settings",
-            "description"}
+            "description", "row_timeout_s"}
 
 
 def check_config(cfg: dict, source: str = "<sweep config>") -> dict:
@@ -131,17 +131,24 @@ def _row(cfg: dict, setting: dict, batch_sizes: list[int]) -> dict:
     return out
 
 
-def _run_row(cfg: dict, setting: dict, batch_sizes: list[int], timeout: float = 1800) -> tuple[str, object]:
+def _run_row(cfg: dict, setting: dict, batch_sizes: list[int], timeout: float = 900) -> tuple[str, object]:
+    import queue as queue_mod
+
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     p = ctx.Process(target=_row_child, args=(cfg, setting, batch_sizes, q))
     p.start()
+    deadline = time.monotonic() + timeout
     try:
-        return q.get(timeout=timeout)
-    except Exception as e:
-        return "failed", f"no result within {timeout:.0f}s ({type(e).__name__})"
+        while time.monotonic() < deadline:
+            try:
+                return q.get(timeout=1.0)
+            except queue_mod.Empty:
+                if not p.is_alive():  # died without a word (killed, out of memory)
+                    return "failed", f"the row's process exited with code {p.exitcode} and no result"
+        return "failed", f"no result within {timeout:.0f}s"
     finally:
-        p.join(timeout=30)
+        p.join(timeout=5)
         if p.is_alive():
             p.kill()
 
@@ -160,7 +167,8 @@ def run_sweep(cfg: dict, out_dir: str = "runs/bench") -> dict:
     results = {}
     for s in sorted(settings, key=lambda s: s["name"] != "baseline"):  # baseline first: the others compare to it
         t = time.perf_counter()
-        status, value = _run_row(cfg, s, cfg["batch_sizes"] if s["name"] == "baseline" else [])
+        status, value = _run_row(cfg, s, cfg["batch_sizes"] if s["name"] == "baseline" else [],
+                                 timeout=float(s.get("timeout_s", cfg.get("row_timeout_s", 900))))
         print(f"[sweep] {s['name']}: {status} in {time.perf_counter() - t:.0f}s"
               + ("" if status == "ok" else f" ({value})"), flush=True)
         results[s["name"]] = (status, value)
