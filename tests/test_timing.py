@@ -75,7 +75,7 @@ def test_report_shares_per_policy():
     s = summarize_breakdown(recs)
     assert set(s) == {"a"}
     assert s["a"]["decode"] == pytest.approx(3.5 / 4) and s["a"]["residual"] == pytest.approx(0.05)
-    assert "87.5%" in format_breakdown(s)
+    assert "87.50%" in format_breakdown(s)
 
 
 @pytest.mark.model

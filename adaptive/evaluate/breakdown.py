@@ -32,7 +32,7 @@ def summarize_breakdown(records: list[dict]) -> dict[str, dict[str, float]]:
 
 def format_breakdown(shares: dict[str, dict[str, float]]) -> str:
     header = ["policy", *COLUMNS, "wall s"]
-    rows = [[p, *(f"{100 * s[k]:.1f}%" for k in COLUMNS), f"{s['wall_s']:.1f}"] for p, s in shares.items()]
+    rows = [[p, *(f"{100 * s[k]:.2f}%" for k in COLUMNS), f"{s['wall_s']:.1f}"] for p, s in shares.items()]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
