@@ -177,12 +177,13 @@ class AdaptiveGenerator:
                 from .strategies.base import sampling_params
                 from .strategies.sampling import run_sampling_batch
 
-                task = self._task(prompt, plan)
-                with task.ledger.activate():  # the backend charges this call to the request
-                    gen = self.backend.generate([Request(prompt)], sampling_params(plan, stop=self.stop),
-                                                on_token=on_token)
-                task.first_samples = gen.completions[0]  # the strategy reuses it instead of sampling again
-                out["result"] = run_sampling_batch([task], [plan], self.backend)[0]
+                with timing.timing(self.time_breakdown or timing.enabled()):
+                    task = self._task(prompt, plan)
+                    with task.ledger.activate():  # the backend charges this call to the request
+                        gen = self.backend.generate([Request(prompt)], sampling_params(plan, stop=self.stop),
+                                                    on_token=on_token)
+                    task.first_samples = gen.completions[0]  # the strategy reuses it instead of sampling again
+                    out["result"] = run_sampling_batch([task], [plan], self.backend)[0]
             except BaseException as e:  # surfaced in the caller's thread below
                 out["error"] = e
             finally:

@@ -82,7 +82,7 @@ def test_outside_the_decode_loop_is_a_clear_error():
 @pytest.mark.model
 def test_shared_prefix_decode_matches_expanded_cache(hf_backend):
     m, t = hf_backend.model, hf_backend.tokenizer
-    shared = HFBackend(m, t, shared_prefix=True, compact_fraction=0.01)
+    shared = HFBackend(m, t, shared_prefix=True, compact_fraction=0.01, shared_prefix_min_tokens=0)
     expanded = HFBackend(m, t, shared_prefix=False, compact_fraction=0.01)
     assert shared.shared_prefix and not expanded.shared_prefix
     reqs = [Request("Say hi.", n=3), Request("Write a long poem about the sea and the wind.", n=2),
@@ -103,6 +103,22 @@ def test_shared_prefix_decode_matches_expanded_cache(hf_backend):
     ca = shared.generate([Request("Say hi.", prefix=done.text)], p)
     cb = expanded.generate([Request("Say hi.", prefix=done.text)], p)
     assert ca.completions[0][0].token_ids == cb.completions[0][0].token_ids
+
+
+@pytest.mark.model
+def test_kernel_is_used_only_where_it_pays(hf_backend, monkeypatch):
+    import adaptive.backends.hf as hf
+
+    used = []
+    real = hf._SharedKV
+    monkeypatch.setattr(hf, "_SharedKV", lambda *a: used.append(1) or real(*a))
+    b = HFBackend(hf_backend.model, hf_backend.tokenizer, prefix_cache_tokens=0, shared_prefix_min_tokens=64)
+    p = SamplingParams(max_new_tokens=2, seed=0)
+    b.generate([Request("Hi", n=4)], p)                 # short prompt: the copied cache is as cheap
+    b.generate([Request("word " * 80, n=1)], p)         # one sample: nothing to share
+    assert used == []
+    b.generate([Request("word " * 80, n=4)], p)
+    assert used == [1]
 
 
 class _Model:

@@ -17,7 +17,8 @@ def make_backend(cfg: dict | None, model: str | None = None):
     if kind == "hf":
         from .hf import HFBackend
 
-        extra = {k: cfg[k] for k in ("max_batch_rows", "quantization", "attention", "compile", "shared_prefix")
+        extra = {k: cfg[k] for k in ("max_batch_rows", "quantization", "attention", "compile", "shared_prefix",
+                                  "shared_prefix_min_tokens")
                  if k in cfg}
         return HFBackend.from_pretrained(model, device=cfg.get("device", "auto"), dtype=cfg.get("dtype", "auto"),
                                          **extra)

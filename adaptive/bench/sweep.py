@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ..errors import ConfigError, InputError
 
-SETTING_KEYS = {"name", "dtype", "quantization", "attention", "compile", "shared_prefix", "cuda_only", "timeout_s"}
+SETTING_KEYS = {"name", "dtype", "quantization", "attention", "compile", "shared_prefix", "shared_prefix_min_tokens",
+                "cuda_only", "timeout_s"}
 TOP_KEYS = {"model", "device", "prompt", "samples", "new_tokens", "batch_sizes", "agreement", "accuracy", "settings",
             "description", "row_timeout_s"}
 
@@ -96,28 +97,24 @@ def _row_child(cfg: dict, setting: dict, batch_sizes: list[int], queue) -> None:
 
 
 def _row(cfg: dict, setting: dict, batch_sizes: list[int]) -> dict:
-    import torch
-
     from ..backends.hf import HFBackend
     from ..models import load_model, resolve_device
-    from .memory import release_large_blocks, rss
+    from .memory import release_large_blocks
 
     device = resolve_device(cfg.get("device", "auto"))
     if setting.get("cuda_only") and not device.startswith("cuda"):
         raise InputError(f"{setting['name']} is a CUDA setting; this run is on {device}")
     if not device.startswith("cuda"):
         release_large_blocks()
-    import transformers  # noqa: F401  (imports are not the model's memory)
-    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
-
-    before = rss()
     t0 = time.perf_counter()
     model, tok, model_id = load_model(cfg.get("model"), device=device, dtype=setting.get("dtype", "auto"),
                                       quantization=setting.get("quantization"), attention=setting.get("attention"),
                                       compile=bool(setting.get("compile", False)))
     load_s = time.perf_counter() - t0
-    weights_mb = ((torch.cuda.memory_allocated() if device.startswith("cuda") else rss() - before) / 2**20)
-    b = HFBackend(model, tok, model_id=model_id, shared_prefix=setting.get("shared_prefix", True))
+    weights_mb = weight_bytes(model) / 2**20
+    b = HFBackend(model, tok, model_id=model_id, shared_prefix=setting.get("shared_prefix", not setting.get("compile")),
+                  **({"shared_prefix_min_tokens": setting["shared_prefix_min_tokens"]}
+                     if "shared_prefix_min_tokens" in setting else {}))
     prompt, n, new = cfg["prompt"], cfg["samples"], cfg["new_tokens"]
     _measure(b, prompt, 2, 4)  # warm-up: thread pools, kernels, compiled graphs
     out = {"load_s": load_s, "weights_mb": weights_mb, **_measure(b, prompt, n, new),
@@ -151,6 +148,32 @@ def _run_row(cfg: dict, setting: dict, batch_sizes: list[int], timeout: float = 
         p.join(timeout=5)
         if p.is_alive():
             p.kill()
+
+
+def weight_bytes(model) -> int:
+    """Bytes of the model's weights as stored (quantized packs included; tied tensors counted once)."""
+    import torch
+
+    seen, total = set(), 0
+
+    def add(t):
+        nonlocal total
+        if isinstance(t, torch.Tensor):
+            if t.is_quantized:
+                n = t.numel() * t.element_size()
+            else:
+                n = t.untyped_storage().nbytes()
+            key = (t.untyped_storage().data_ptr() if not t.is_quantized else id(t), n)
+            if key not in seen:
+                seen.add(key)
+                total += n
+        elif isinstance(t, (tuple, list)):
+            for x in t:
+                add(x)
+
+    for v in model.state_dict().values():
+        add(v)
+    return total
 
 
 def agreement(a: list[list[int]], b: list[list[int]]) -> float:
@@ -200,7 +223,8 @@ def run_sweep(cfg: dict, out_dir: str = "runs/bench") -> dict:
 
 def _factor(s: dict) -> str:
     for key, name in (("dtype", "precision"), ("quantization", "quantization"), ("attention", "attention"),
-                      ("compile", "compile"), ("shared_prefix", "decode attention")):
+                      ("compile", "compile"), ("shared_prefix", "decode attention"),
+                      ("shared_prefix_min_tokens", "decode attention")):
         if key in s:
             return name
     return "baseline"

@@ -16,7 +16,7 @@ TOP_KEYS = {"task", "limit", "seed", "shuffle", "where", "on_bad_row", "model", 
             "policies", "latency_targets", "description", "estimator", "timing"}
 POLICY_KEYS = {"name", "plan", "policy"}
 BACKEND_KEYS = {"kind", "device", "dtype", "base_url", "api_key", "max_batch_rows", "quantization", "attention",
-                "compile", "shared_prefix"}
+                "compile", "shared_prefix", "shared_prefix_min_tokens"}
 
 
 @dataclass
