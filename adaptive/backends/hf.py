@@ -18,9 +18,9 @@ from ..errors import InputError
 from ..metrics.flops import decode_flops, model_flops_spec, prefill_flops
 from .base import CallUsage, Completion, Generation, PromptLike, PromptPass, Request, SamplingParams, check_prompt
 from .prefix_cache import PrefixCache
-from . import shared_prefix
 from .sampling import next_tokens
 from .shared_prefix import SharedPrefixState
+from .shared_prefix import active as shared_prefix_attention
 
 clock_now = timing.CLOCK.now  # synchronises CUDA first while timing is on
 
@@ -428,7 +428,7 @@ class _SharedKV:
         self.state.select(keep)
 
     def step(self, model, nxt):
-        with shared_prefix.active(model):
+        with shared_prefix_attention(model):
             out = model(input_ids=nxt[:, None], position_ids=self.state.positions(), use_cache=False,
                         shared_prefix=self.state)
         self.state.advance()
