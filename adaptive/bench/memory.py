@@ -48,27 +48,72 @@ def release_large_blocks() -> None:
     libc.mallopt(M_TRIM_THRESHOLD, 1 << 20)
 
 
+class PeakMemory:
+    """Peak MiB used by the enclosed work: the CUDA allocator's peak above its level at entry, else PeakRSS."""
+
+    def __init__(self, cuda: bool):
+        self.cuda = cuda
+
+    def __enter__(self):
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self._base = torch.cuda.memory_allocated()
+        else:
+            self._rss = PeakRSS().__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+            self.mb = (torch.cuda.max_memory_allocated() - self._base) / 2**20
+        else:
+            self._rss.__exit__(*exc)
+            self.mb = self._rss.delta_mb
+
+
+def in_fresh_process(target, args: tuple, timeout: float) -> tuple[str, object]:
+    """Run `target(*args, queue)` in a spawned process; the (status, value) it puts on the queue.
+
+    A process that dies without a word or outlives `timeout` gives ("failed", why). `target` must be a
+    module-level function (it is pickled into the child)."""
+    import queue as queue_mod
+    import time
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=target, args=(*args, q))
+    p.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                return q.get(timeout=1.0)
+            except queue_mod.Empty:
+                if not p.is_alive():  # killed, out of memory
+                    return "failed", f"the process exited with code {p.exitcode} and no result"
+        return "failed", f"no result within {timeout:.0f}s"
+    finally:
+        p.join(timeout=5)
+        if p.is_alive():
+            p.kill()
+
+
 def _child(model, device, call, warm, kwargs, queue):
     try:
-        import torch
-
         if not device.startswith("cuda"):
             release_large_blocks()
         from ..backends.hf import HFBackend
 
         b = HFBackend.from_pretrained(model, device=device)
         call(b, **warm)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
+        with PeakMemory(device.startswith("cuda")) as m:
             call(b, **kwargs)
-            torch.cuda.synchronize()
-            queue.put(("ok", (torch.cuda.max_memory_allocated() - base) / 2**20))
-            return
-        with PeakRSS() as m:
-            call(b, **kwargs)
-        queue.put(("ok", m.delta_mb))
+        queue.put(("ok", m.mb))
     except BaseException as e:  # report to the parent instead of dying silently
         queue.put(("error", f"{type(e).__name__}: {e}"))
 
@@ -77,16 +122,7 @@ def peak_mb(model, device: str, call, warm: dict, kwargs: dict, timeout: float =
     """Run `call(backend, **kwargs)` in a fresh process (after `call(backend, **warm)`); its peak MiB.
 
     `call` must be a module-level function (it is pickled into the child)."""
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=_child, args=(model, device, call, warm, kwargs, q))
-    p.start()
-    try:
-        status, value = q.get(timeout=timeout)
-    finally:
-        p.join(timeout=30)
-        if p.is_alive():
-            p.kill()
+    status, value = in_fresh_process(_child, (model, device, call, warm, kwargs), timeout)
     if status != "ok":
         raise RuntimeError(f"memory measurement failed in the child process: {value}")
     return value

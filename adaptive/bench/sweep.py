@@ -10,7 +10,6 @@ A setting this machine cannot run is skipped with the reason; one that fails mid
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import time
 from pathlib import Path
 
@@ -54,24 +53,16 @@ def _measure(b, prompt: str, n: int, new: int, repeats: int = 1) -> dict:
 
 def _measure_once(b, prompt: str, n: int, new: int) -> dict:
     from ..backends.base import Request, SamplingParams
-    from .memory import PeakRSS
-
-    import torch
+    from .memory import PeakMemory
 
     p = SamplingParams(max_new_tokens=new, temperature=0.7, seed=0, ignore_eos=True)
-    cuda = b.device.type == "cuda"
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
     b.prefix_cache = None
-    with PeakRSS() as m:
+    with PeakMemory(b.device.type == "cuda") as m:
         t0 = time.perf_counter()
         g = b.generate([Request(prompt, n=n)], p)
         wall = time.perf_counter() - t0
     first = min(c.token_times[0] for c in g.completions[0])
-    peak = (torch.cuda.max_memory_allocated() - base) / 2**20 if cuda else m.delta_mb
-    return {"tok_s": g.usage.generated_tokens / wall, "ttft_s": first - t0, "peak_mb": peak}
+    return {"tok_s": g.usage.generated_tokens / wall, "ttft_s": first - t0, "peak_mb": m.mb}
 
 
 def _greedy(b, prompts: list[str], new: int) -> list[list[int]]:
@@ -137,25 +128,9 @@ def _row(cfg: dict, setting: dict, batch_sizes: list[int]) -> dict:
 
 
 def _run_row(cfg: dict, setting: dict, batch_sizes: list[int], timeout: float = 900) -> tuple[str, object]:
-    import queue as queue_mod
+    from .memory import in_fresh_process
 
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=_row_child, args=(cfg, setting, batch_sizes, q))
-    p.start()
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            try:
-                return q.get(timeout=1.0)
-            except queue_mod.Empty:
-                if not p.is_alive():  # died without a word (killed, out of memory)
-                    return "failed", f"the row's process exited with code {p.exitcode} and no result"
-        return "failed", f"no result within {timeout:.0f}s"
-    finally:
-        p.join(timeout=5)
-        if p.is_alive():
-            p.kill()
+    return in_fresh_process(_row_child, (cfg, setting, batch_sizes), timeout)
 
 
 def weight_bytes(model) -> int:
