@@ -116,7 +116,9 @@ def test_prefix_reuse_changes_nothing_but_cost(hf_backend):
     p = SamplingParams(max_new_tokens=16, temperature=0, stop=(".",))
     first = hf_backend.generate([Request(prompt, n=2)], p)
     again = hf_backend.generate([Request(prompt, n=2)], p)
-    assert again.usage.cached_prompt_tokens == again.usage.prompt_tokens - 1
+    # The first wave kept the prompt's last logits: the second runs no prompt forward at all.
+    assert again.usage.cached_prompt_tokens == again.usage.prompt_tokens
+    assert again.usage.forward_passes == max(c.n_tokens for c in again.completions[0]) - 1
     assert again.usage.flops < first.usage.flops
     ref = plain.generate([Request(prompt, n=2)], p)
     assert [c.token_ids for c in again.completions[0]] == [c.token_ids for c in ref.completions[0]]
@@ -126,3 +128,28 @@ def test_prefix_reuse_changes_nothing_but_cost(hf_backend):
     ref_cont = plain.generate([Request(prompt, prefix=step.text + ".")], p)
     assert cont.usage.cached_prompt_tokens > first.prompt_tokens[0]  # the generated step was reused too
     assert cont.completions[0][0].token_ids == ref_cont.completions[0][0].token_ids
+
+
+def test_generation_after_a_prompt_pass_runs_no_prompt_forward(hf_backend, totals_delta):
+    """An estimator's prompt pass leaves K/V and last logits in the cache: generation starts decoding
+    from them (0 prompt tokens computed, 0 prefill FLOPs) and samples exactly what a cold run samples."""
+    from adaptive.backends.hf import HFBackend
+
+    plain = HFBackend(hf_backend.model, hf_backend.tokenizer, prefix_cache_tokens=0)
+    prompts = ["Name a colour.", "What is 3 + 4? Answer with a number, then explain why in one line."]
+    hf_backend.prefix_cache.clear()
+    hf_backend.prompt_pass(prompts)
+    p = SamplingParams(max_new_tokens=12, temperature=0.8, seed=5)
+    before = totals_delta()
+    gen = hf_backend.generate([Request(q, n=2) for q in prompts], p)
+    assert gen.usage.cached_prompt_tokens == gen.usage.prompt_tokens == sum(gen.prompt_tokens)
+    longest = max(c.n_tokens for cs in gen.completions for c in cs)
+    assert totals_delta()["forward_passes"] - before["forward_passes"] == longest - 1
+    ref = plain.generate([Request(q, n=2) for q in prompts], p)
+    assert gen.usage.flops < ref.usage.flops
+    for got, want in zip(gen.completions, ref.completions):
+        assert [c.token_ids for c in got] == [c.token_ids for c in want]
+    # A prompt the pass did not see sends the batch down the normal path (one forward for it all).
+    mixed = hf_backend.generate([Request(prompts[0]), Request("Say hi.")], SamplingParams(max_new_tokens=4, seed=1))
+    assert mixed.per_request[0].cached_prompt_tokens == gen.prompt_tokens[0] - 1
+    assert mixed.usage.forward_passes == max(c.n_tokens for cs in mixed.completions for c in cs)

@@ -41,3 +41,33 @@ def test_token_budget_evicts_least_recently_used():
     assert c.lookup((2, 2, 2, 2, 2))[1] == 0 and c.lookup((1, 1, 1, 1, 1))[1] == 4
     c.store(tuple(range(50)), kv(50))  # larger than the whole budget: not stored
     assert c.lookup(tuple(range(51)))[1] == 0
+
+
+def test_full_hit_needs_the_stored_logits():
+    c = PrefixCache()
+    c.store((1, 2, 3), kv(3))  # no logits: generation must still feed the last token
+    assert not c.has_full((1, 2, 3)) and c.lookup_full((1, 2, 3)) is None
+    logits = torch.tensor([0.5, 1.5])
+    c.store((1, 2, 3), kv(3), logits=logits)
+    assert c.has_full((1, 2, 3)) and not c.has_full((1, 2))
+    entry, got = c.lookup_full((1, 2, 3))
+    assert torch.equal(got, logits) and entry[0][0].shape[1] == 3
+
+
+def test_full_hit_survives_a_longer_continuation_and_dies_with_its_kv():
+    c = PrefixCache(max_tokens=12)
+    c.store((1, 2, 3), kv(3), logits=torch.zeros(2))
+    c.store((1, 2, 3, 7, 8), kv(5))  # a finished sample's continuation supersedes the prompt entry
+    assert len(c) == 1 and c.has_full((1, 2, 3))
+    entry, _ = c.lookup_full((1, 2, 3))
+    assert entry[0][0].shape[1] == 5  # the longer entry; its first 3 positions are the prompt's
+    c.store((4, 4, 4, 4, 4, 4), kv(6))
+    c.store((5, 5, 5, 5, 5, 5), kv(6))  # evicts the continuation, and with it the prompt's full hit
+    assert not c.has_full((1, 2, 3)) and c.lookup_full((1, 2, 3)) is None
+
+
+def test_clear_forgets_logits():
+    c = PrefixCache()
+    c.store((1, 2), kv(2), logits=torch.zeros(2))
+    c.clear()
+    assert not c.has_full((1, 2)) and len(c) == 0

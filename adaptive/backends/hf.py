@@ -134,6 +134,8 @@ class HFBackend:
         """
         dev = self.device
         use_cache = self.prefix_cache is not None and not hidden  # hidden states need the full pass
+        if use_cache and all(self.prefix_cache.has_full(tuple(x)) for x in id_lists):
+            return self._cached_prefill(id_lists)
         hits = [self.prefix_cache.lookup(tuple(x)) if use_cache else (None, 0) for x in id_lists]
         wc = max(n for _, n in hits)
         ws = max(len(x) - n for x, (_, n) in zip(id_lists, hits))
@@ -156,18 +158,32 @@ class HFBackend:
             for r, ids in enumerate(id_lists):
                 keep = mask[r].nonzero().squeeze(-1)
                 self.prefix_cache.store(tuple(ids), [(layer.keys[r, :, keep], layer.values[r, :, keep])
-                                                     for layer in out.cache.layers])
+                                                     for layer in out.cache.layers], logits=last[r].clone())
         passes: list[PromptPass | None] = [None] * B
         if hidden:
-            hs = torch.stack(out.hidden_states, dim=1).float()  # [B, L+1, T, H]
-            m = mask[:, None, wc:, None].float()
-            mean = (hs * m).sum(2) / m.sum(2)
+            # Pool layer by layer: stacking all [B, T, H] layers first would copy the whole pass.
+            m = mask[:, wc:, None].float()
+            mean = torch.stack([(h.float() * m).sum(1) for h in out.hidden_states], 1) / m.sum(1)[:, None]
+            last_h = torch.stack([h[:, -1] for h in out.hidden_states], 1).float()  # [B, L+1, H]
+            mean, last_h = mean.cpu(), last_h.cpu()
             lp = torch.log_softmax(last, dim=-1).cpu()
             for r, ids in enumerate(id_lists):
-                # clone: a view would keep the whole batch's hidden-state stack alive per prompt
-                passes[r] = PromptPass(n_tokens=len(ids), mean_hidden=mean[r].cpu().clone(),
-                                       last_hidden=hs[r, :, -1, :].cpu().clone(), next_token_logprobs=lp[r].clone())
+                # clone: a view would keep the whole batch's pooled stack alive per prompt
+                passes[r] = PromptPass(n_tokens=len(ids), mean_hidden=mean[r].clone(),
+                                       last_hidden=last_h[r].clone(), next_token_logprobs=lp[r].clone())
         return last, out.cache, mask, passes, [n for _, n in hits]
+
+    def _cached_prefill(self, id_lists: list[list[int]]):
+        """_prefill's result with no forward: every prompt is cached whole with its last logits (an
+        estimator's prompt pass, or an earlier wave of the same prompts, ran it)."""
+        full = [self.prefix_cache.lookup_full(tuple(x)) for x in id_lists]
+        hits = [(kv, len(x)) for (kv, _), x in zip(full, id_lists)]
+        wc = max(len(x) for x in id_lists)
+        mask = torch.zeros((len(id_lists), wc), dtype=torch.long)
+        for r, x in enumerate(id_lists):
+            mask[r, wc - len(x):] = 1
+        last = torch.stack([logits for _, logits in full]).to(self.device)
+        return last, self._past(hits, wc), mask.to(self.device), [None] * len(id_lists), [len(x) for x in id_lists]
 
     def _past(self, hits, wc: int):
         """A cache holding each row's reused prefix, right-aligned to width wc (zeros where masked)."""
@@ -287,7 +303,7 @@ class HFBackend:
         last, cache, mask, passes, reused = self._prefill(ids, hidden)
         t_prefill = clock_now()
         detok = 0.0  # stop-string checks and decoding text, inside the decode loop
-        forwards = 1
+        forwards = 0 if all(r == len(x) for r, x in zip(reused, ids)) else 1  # 0: served from the cache
         owner = torch.repeat_interleave(torch.arange(len(ids)), torch.tensor(ns))  # row -> prompt
         sample_of = torch.cat([torch.arange(n) for n in ns])                      # row -> sample index
         expand = owner.to(dev)

@@ -3,8 +3,10 @@ already prefilled skip recomputing them.
 
 Entries hold one sequence's keys/values per layer, unpadded, keyed by its token ids. A lookup finds the
 longest common token prefix with any entry (tokenization may merge across a prompt/prefix boundary, so
-an exact-prefix match would miss). At least one token is always left to prefill, since its logits start
-the decode. Bounded by a token budget, least recently used first out.
+an exact-prefix match would miss). At least one token is left to prefill, since its logits start the
+decode - unless the entry is exactly the prompt and kept its last position's logits (a prompt pass for an
+estimator stores them): then generation needs no prompt forward at all (`lookup_full`). Bounded by a
+token budget, least recently used first out.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class PrefixCache:
     def __init__(self, max_tokens: int = 32768):
         self.max_tokens = max_tokens
         self._entries: OrderedDict[tuple[int, ...], KV] = OrderedDict()
+        self._logits: dict[tuple[int, ...], torch.Tensor] = {}  # next-token logits after the whole key
         self._tokens = 0
         self.hits = 0
         self.reused_tokens = 0
@@ -45,26 +48,57 @@ class PrefixCache:
         self.reused_tokens += best_len
         return self._entries[best], best_len
 
-    def store(self, ids: tuple[int, ...], kv: KV) -> None:
+    def has_full(self, ids: tuple[int, ...]) -> bool:
+        """Whether `lookup_full(ids)` would hit (checks without touching LRU order or counters)."""
+        n = len(ids)
+        return ids in self._logits and (ids in self._entries or any(k[:n] == ids for k in self._entries))
+
+    def lookup_full(self, ids: tuple[int, ...]) -> tuple[KV, torch.Tensor] | None:
+        """(kv, logits) when `ids` was stored with its last position's logits and an entry still holds
+        its K/V (the entry may be longer: a finished sample's continuation supersedes its prompt; the
+        first len(ids) positions are the prompt's), else None."""
+        logits = self._logits.get(ids)
+        if logits is None:
+            return None
+        n = len(ids)
+        key = ids if ids in self._entries else next((k for k in self._entries if k[:n] == ids), None)
+        if key is None:
+            del self._logits[ids]
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        self.reused_tokens += n
+        return self._entries[key], logits
+
+    def store(self, ids: tuple[int, ...], kv: KV, logits: torch.Tensor | None = None) -> None:
         if len(ids) > self.max_tokens:
             return
         if ids in self._entries:
             self._entries.move_to_end(ids)
+            if logits is not None:
+                self._logits[ids] = logits
             return
         # An entry that is a prefix of the new one adds nothing once the new one is stored.
         for key in [k for k in self._entries if len(k) < len(ids) and ids[: len(k)] == k]:
-            self._drop(key)
+            self._drop(key, keep_logits=True)
         self._entries[ids] = kv
+        if logits is not None:
+            self._logits[ids] = logits
         self._tokens += len(ids)
         while self._tokens > self.max_tokens:
             self._drop(next(iter(self._entries)))
 
-    def _drop(self, key) -> None:
+    def _drop(self, key, keep_logits: bool = False) -> None:
         del self._entries[key]
+        if not keep_logits:
+            for k in [k for k in self._logits if key[: len(k)] == k]:
+                if not any(e[: len(k)] == k for e in self._entries):
+                    del self._logits[k]
         self._tokens -= len(key)
 
     def clear(self) -> None:
         self._entries.clear()
+        self._logits.clear()
         self._tokens = 0
 
     def __len__(self) -> int:
