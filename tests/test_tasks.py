@@ -192,6 +192,26 @@ def test_arith_mixed_is_interleaved_per_level():
     assert not hard(examples) & hard(base)
 
 
+def test_skills_mixed_interleaves_ten_skills_with_integer_answers():
+    _require("skills_mixed")
+    _, examples, report = load_task("skills_mixed")
+    skills = ["sums", "chain", "legs", "letters", "gcd", "lcm", "sequence", "equations", "aiw", "bits"]
+    assert report.rows_used == 500 and [ex.meta["difficulty"] for ex in examples[:10]] == skills
+    assert all(ex.gold.lstrip("-").isdigit() for ex in examples)
+
+
+def test_a_generator_rejecting_its_settings_while_drawing_is_a_config_error(tmp_path):
+    _require("skills_mixed")
+    bad = tmp_path / "bad_rg.yaml"
+    # simple_equations accepts these knobs at construction and fails on the first draw (weights != operators)
+    bad.write_text("source:\n  kind: reasoning_gym\n  size: 2\n  levels:\n    eq: {dataset: simple_equations, "
+                   "operators: ['+'], operators_weights: [0.5, 0.5]}\n"
+                   "fields: {question: question, gold: answer}\ntemplate: '{question}'\n"
+                   "extractor: number\ngrader: numeric\n")
+    with pytest.raises(ConfigError, match=r"bad_rg\.yaml.*simple_equations.*'eq'.*failed to generate"):
+        load_task(bad)
+
+
 def test_gsm_symbolic():
     _require("gsm_symbolic")
     spec, examples, _ = load_task("gsm_symbolic", limit=3)

@@ -66,7 +66,11 @@ def _level_items(rg, source: dict, level: str, cfg: dict, task_path, report):
     for i in range(cap):
         if len(out) >= size:
             break
-        item = ds[i]
+        try:  # some generators check their settings only when they draw an item
+            item = ds[i]
+        except (TypeError, AssertionError, ValueError, KeyError, IndexError) as e:
+            raise ConfigError(f"{task_path}: reasoning-gym dataset {name!r} level {level!r} failed to generate "
+                              f"item {i} with settings {knobs}: {type(e).__name__}: {e}") from None
         if max_operand is not None:
             expr = (item.get("metadata") or {}).get("expression", item["question"])
             if any(int(n) > int(max_operand) for n in _INT.findall(expr)):
