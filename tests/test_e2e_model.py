@@ -60,3 +60,24 @@ def test_batch_of_prompts_shares_calls(hf_backend, totals_delta):
     assert spent["model_calls"] == 1  # one batched call served all three prompts
     assert sum(r.compute.generated_tokens for r in results) == spent["generated_tokens"]
     assert sum(r.compute.prompt_tokens for r in results) == spent["prompt_tokens"]
+
+
+def test_probe_estimator_pass_is_reused_by_the_generation_after_it(hf_backend, totals_delta):
+    """A policy with a probe: the estimator's prompt pass is the only prompt forward; generation decodes from
+    the cached K/V and logits (0 prompt tokens computed), so FLOPs count the prompt once."""
+    from adaptive.estimators import ProbeEstimator
+    from adaptive.policies import parse_policy
+
+    prompts = ["What is 4 + 3? Answer with a number.", "Name a planet.", "What is 12 * 3?", "Spell cat backwards."]
+    probe = ProbeEstimator(hf_backend).fit(prompts, [0.9, 0.2, 0.5, 0.1])  # made-up labels: cost is what counts
+    hf_backend.prefix_cache.clear()
+    policy = parse_policy({"schema": 1, "kind": "fixed", "name": "t",
+                           "plan": {"max_samples": 2, "max_new_tokens": 8, "seed": 0}})
+    before = totals_delta()
+    results = AdaptiveGenerator(backend=hf_backend, policy=policy, estimator=probe).generate(prompts)
+    spent = {k: v - before[k] for k, v in totals_delta().items()}
+    assert all(r.difficulty is not None and r.difficulty.estimator == "probe" for r in results)
+    longest = max(s.tokens for r in results for s in r.samples)
+    assert spent["forward_passes"] == 1 + (longest - 1)  # the prompt pass, then decode steps only
+    for r in results:
+        assert r.compute.cached_prompt_tokens * 2 == r.compute.prompt_tokens  # pass + generation's cached copy
