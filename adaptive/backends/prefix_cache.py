@@ -48,26 +48,28 @@ class PrefixCache:
         self.reused_tokens += best_len
         return self._entries[best], best_len
 
+    def _holder(self, ids: tuple[int, ...]):
+        """The key of an entry holding `ids`' K/V: `ids` itself, or a longer entry that starts with it."""
+        if ids in self._entries:
+            return ids
+        n = len(ids)
+        return next((k for k in self._entries if k[:n] == ids), None)
+
     def has_full(self, ids: tuple[int, ...]) -> bool:
         """Whether `lookup_full(ids)` would hit (checks without touching LRU order or counters)."""
-        n = len(ids)
-        return ids in self._logits and (ids in self._entries or any(k[:n] == ids for k in self._entries))
+        return ids in self._logits and self._holder(ids) is not None
 
     def lookup_full(self, ids: tuple[int, ...]) -> tuple[KV, torch.Tensor] | None:
         """(kv, logits) when `ids` was stored with its last position's logits and an entry still holds
         its K/V (the entry may be longer: a finished sample's continuation supersedes its prompt; the
         first len(ids) positions are the prompt's), else None."""
         logits = self._logits.get(ids)
-        if logits is None:
-            return None
-        n = len(ids)
-        key = ids if ids in self._entries else next((k for k in self._entries if k[:n] == ids), None)
+        key = self._holder(ids) if logits is not None else None
         if key is None:
-            del self._logits[ids]
             return None
         self._entries.move_to_end(key)
         self.hits += 1
-        self.reused_tokens += n
+        self.reused_tokens += len(ids)
         return self._entries[key], logits
 
     def store(self, ids: tuple[int, ...], kv: KV, logits: torch.Tensor | None = None) -> None:
@@ -91,9 +93,8 @@ class PrefixCache:
     def _drop(self, key, keep_logits: bool = False) -> None:
         del self._entries[key]
         if not keep_logits:
-            for k in [k for k in self._logits if key[: len(k)] == k]:
-                if not any(e[: len(k)] == k for e in self._entries):
-                    del self._logits[k]
+            for k in [k for k in self._logits if key[: len(k)] == k and self._holder(k) is None]:
+                del self._logits[k]
         self._tokens -= len(key)
 
     def clear(self) -> None:
