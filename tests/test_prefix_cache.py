@@ -71,3 +71,18 @@ def test_clear_forgets_logits():
     c.store((1, 2), kv(2), logits=torch.zeros(2))
     c.clear()
     assert not c.has_full((1, 2)) and len(c) == 0
+
+
+def test_logits_count_against_the_token_budget():
+    # kv(n) holds 2 floats per token; a logits vector of 6 floats is 3 tokens' worth.
+    c = PrefixCache(max_tokens=10)
+    c.store((1, 2, 3), kv(3), logits=torch.zeros(6))
+    assert c._tokens == 3 + 3
+    c.store((1, 2, 3), kv(3), logits=torch.zeros(6))  # storing again charges once
+    assert c._tokens == 6
+    c.store((4, 5, 6), kv(3))  # 6 + 3 = 9 <= 10: fits; the next one does not
+    assert c._tokens == 9 and c.has_full((1, 2, 3))
+    c.store((7, 8), kv(2))  # 11 > 10: the oldest entry goes, and its logits with it
+    assert not c.has_full((1, 2, 3)) and c._tokens == 5
+    c.clear()
+    assert c._tokens == 0

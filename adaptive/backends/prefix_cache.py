@@ -10,6 +10,7 @@ token budget, least recently used first out.
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
 import torch
@@ -30,6 +31,7 @@ class PrefixCache:
         self.max_tokens = max_tokens
         self._entries: OrderedDict[tuple[int, ...], KV] = OrderedDict()
         self._logits: dict[tuple[int, ...], torch.Tensor] = {}  # next-token logits after the whole key
+        self._logit_cost: dict[tuple[int, ...], int] = {}  # each one's size in K/V tokens, charged to the budget
         self._tokens = 0
         self.hits = 0
         self.reused_tokens = 0
@@ -77,29 +79,37 @@ class PrefixCache:
             return
         if ids in self._entries:
             self._entries.move_to_end(ids)
-            if logits is not None:
-                self._logits[ids] = logits
-            return
-        # An entry that is a prefix of the new one adds nothing once the new one is stored.
-        for key in [k for k in self._entries if len(k) < len(ids) and ids[: len(k)] == k]:
-            self._drop(key, keep_logits=True)
-        self._entries[ids] = kv
+        else:
+            # An entry that is a prefix of the new one adds nothing once the new one is stored.
+            for key in [k for k in self._entries if len(k) < len(ids) and ids[: len(k)] == k]:
+                self._drop(key, keep_logits=True)
+            self._entries[ids] = kv
+            self._tokens += len(ids)
         if logits is not None:
-            self._logits[ids] = logits
-        self._tokens += len(ids)
-        while self._tokens > self.max_tokens:
+            self._keep_logits(ids, kv, logits)
+        while self._tokens > self.max_tokens and self._entries:
             self._drop(next(iter(self._entries)))
+
+    def _keep_logits(self, ids, kv: KV, logits: torch.Tensor) -> None:
+        """Store a key's logits, charged as the number of K/V tokens of the same size (a vocabulary-wide
+        vector is a few tokens' worth: 5 for the embedded model, ~20 for a 150k-vocabulary 1.5B model)."""
+        per_token = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv) / max(len(ids), 1)
+        cost = math.ceil(logits.numel() * logits.element_size() / per_token) if per_token else 0
+        self._tokens += cost - self._logit_cost.get(ids, 0)
+        self._logits[ids], self._logit_cost[ids] = logits, cost
 
     def _drop(self, key, keep_logits: bool = False) -> None:
         del self._entries[key]
         if not keep_logits:
             for k in [k for k in self._logits if key[: len(k)] == k and self._holder(k) is None]:
                 del self._logits[k]
+                self._tokens -= self._logit_cost.pop(k)
         self._tokens -= len(key)
 
     def clear(self) -> None:
         self._entries.clear()
         self._logits.clear()
+        self._logit_cost.clear()
         self._tokens = 0
 
     def __len__(self) -> int:
