@@ -672,12 +672,15 @@ def test_main_train_heuristic(tmp_path, capsys):
 
 
 def test_cli_argument_helper():
-    from adaptive.estimators.train import _parse_layers, add_train_arguments
+    from adaptive.estimators.train import _parse_numbers, add_train_arguments
 
     p = argparse.ArgumentParser()
     add_train_arguments(p)
     a = p.parse_args(["--logs", "x", "--out", "y", "--layers", "0.5,12", "--C", "0.3"])
-    assert a.estimator == "probe" and a.C == 0.3 and _parse_layers(a.layers) == [0.5, 12]
+    assert a.estimator == "probe" and a.C == 0.3 and _parse_numbers(a.layers, "--layers") == [0.5, 12]
+    assert isinstance(_parse_numbers(a.layers, "--layers")[1], int)  # an index, not a depth
+    with pytest.raises(InputError, match="--layers: 'x' is not a number"):
+        _parse_numbers("0.5,x", "--layers")
 
 
 @pytest.mark.model

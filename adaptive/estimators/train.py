@@ -411,24 +411,18 @@ def add_train_arguments(p) -> None:
     p.add_argument("--batch-size", type=int, default=16)
 
 
-def _parse_layers(text: str) -> list:
+def _parse_numbers(text: str, flag: str, as_float: bool = False) -> list:
+    """Comma-separated numbers; without `as_float`, a token without a '.' is an int (a layer index)."""
     out = []
     for tok in text.split(","):
         tok = tok.strip()
         if not tok:
             continue
         try:
-            out.append(float(tok) if "." in tok else int(tok))
+            out.append(float(tok) if as_float or "." in tok else int(tok))
         except ValueError:
-            raise InputError(f"--layers: {tok!r} is not a number") from None
+            raise InputError(f"{flag}: {tok!r} is not a number") from None
     return out
-
-
-def _parse_floats(text: str, flag: str) -> list[float]:
-    try:
-        return [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise InputError(f"{flag}: {text!r} is not a comma-separated list of numbers") from None
 
 
 def main_train(args) -> int:
@@ -439,14 +433,14 @@ def main_train(args) -> int:
     records = load_labels(g("logs"))
     kw = {}
     if g("layers"):
-        kw["layers"] = _parse_layers(g("layers"))
+        kw["layers"] = _parse_numbers(g("layers"), "--layers")
     if g("pooling"):
         kw["pooling"] = [s.strip() for s in g("pooling").split(",") if s.strip()]
     for name, key in (("pca", "pca"), ("C", "C"), ("calibration", "calibration"), ("model_type", "model")):
         if g(name) is not None:
             kw[key] = g(name)
     if g("C_grid"):
-        kw["C_grid"] = _parse_floats(g("C_grid"), "--C-grid")
+        kw["C_grid"] = _parse_numbers(g("C_grid"), "--C-grid", as_float=True)
     elif g("C") is not None and kind == "probe":
         kw["C_grid"] = None  # an explicit C is used as given
     bins = g("bins")
