@@ -8,6 +8,7 @@ import os
 import sys
 
 from .errors import AdaptiveError
+from .plan import Plan
 
 
 def _quiet_transformers() -> None:
@@ -62,18 +63,24 @@ def backend_config(args, default: dict | None = None) -> dict:
 
 LOAD_FLAGS = ("dtype", "quantization", "attention", "compile")
 
+# `adaptive generate` runs the Python API's default plan (4 samples, majority vote) with shorter samples.
+GENERATE_PLAN = Plan(max_samples=4, max_new_tokens=128)
+
+
+# flag -> Plan field; a flag left out keeps the default below (fields the strategy does not read are left out).
+PLAN_FLAGS = {"strategy": "strategy", "samples": "max_samples", "wave": "wave_size", "stopping": "stopping",
+              "verifier": "verifier", "aggregation": "aggregation", "refine_steps": "refine_steps",
+              "width": "search_width", "beams": "search_beams", "depth": "search_depth", "extractor": "extractor",
+              "max_new_tokens": "max_new_tokens", "temperature": "temperature", "seed": "seed"}
+
 
 def cmd_generate(args) -> int:
     from .backends.base import check_prompt
     from .generator import AdaptiveGenerator
-    from .plan import Plan
 
     check_prompt(args.prompt)  # before loading anything: bad input costs nothing
-    plan = Plan(strategy=args.strategy, max_samples=args.samples, wave_size=args.wave, stopping=args.stopping,
-                max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,
-                verifier=args.verifier, aggregation=args.aggregation, refine_steps=args.refine_steps,
-                search_width=args.width, search_beams=args.beams, search_depth=args.depth,
-                extractor=args.extractor)
+    given = {field: v for flag, field in PLAN_FLAGS.items() if (v := getattr(args, flag)) is not None}
+    plan = GENERATE_PLAN.with_strategy(given.pop("strategy", GENERATE_PLAN.strategy), **given).check_names()
     from .backends.factory import make_backend
 
     gen = AdaptiveGenerator(backend=make_backend(backend_config(args), args.model), policy=plan,
@@ -125,25 +132,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="adaptive", description="Adaptive inference-time compute controller.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
+    from .plan import AGGREGATIONS
+    from .registry import extractors, stopping_rules, strategies, verifiers
+
+    d = GENERATE_PLAN
     g = sub.add_parser("generate", help="answer one prompt and print the answer with its compute summary")
     g.add_argument("prompt")
     g.add_argument("--model", default=None, help="hub id or local path (default: the embedded SmolLM2-135M)")
-    g.add_argument("--device", default="auto")
+    g.add_argument("--device", default="auto", help="hf: auto (CUDA if available, else CPU), cpu, cuda, cuda:N, mps")
     add_backend_args(g)
-    g.add_argument("--samples", type=int, default=4, help="sample cap (default 4)")
-    g.add_argument("--wave", type=int, default=0, help="samples per wave (0 = all at once)")
-    g.add_argument("--strategy", default="self_consistency")
-    g.add_argument("--stopping", default="fixed", help="stopping rule between waves (e.g. beta, esc)")
-    g.add_argument("--verifier", default=None)
-    g.add_argument("--aggregation", default="majority")
-    g.add_argument("--refine-steps", type=int, default=0)
-    g.add_argument("--width", type=int, default=4, help="beam search: candidates per beam")
-    g.add_argument("--beams", type=int, default=2, help="beam search: beams kept")
-    g.add_argument("--depth", type=int, default=8, help="beam search: max steps")
-    g.add_argument("--extractor", default="auto")
-    g.add_argument("--max-new-tokens", type=int, default=128)
-    g.add_argument("--temperature", type=float, default=0.7)
-    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--strategy", default=None,
+                   help=f"how compute is spent: {', '.join(strategies.names())} (default {d.strategy})")
+    g.add_argument("--samples", type=int, default=None,
+                   help=f"sampling strategies: sample cap (default {d.max_samples})")
+    g.add_argument("--wave", type=int, default=None, help="sampling strategies: samples per wave (0 = all at once)")
+    g.add_argument("--stopping", default=None,
+                   help=f"sampling strategies: stopping rule between waves: {', '.join(stopping_rules.names())} "
+                        "(default fixed)")
+    g.add_argument("--verifier", default=None,
+                   help=f"scores samples: {', '.join(verifiers.names())}; needed by best_of_n, beam_search, dvts "
+                        "and weighted/best aggregation")
+    g.add_argument("--aggregation", default=None,
+                   help=f"how samples become one answer: {', '.join(AGGREGATIONS)} (default majority)")
+    g.add_argument("--refine-steps", type=int, default=None, help="refine: critique-and-revise rounds")
+    g.add_argument("--width", type=int, default=None, help=f"search: candidates per beam (default {d.search_width})")
+    g.add_argument("--beams", type=int, default=None, help=f"search: beams kept (default {d.search_beams})")
+    g.add_argument("--depth", type=int, default=None, help=f"search: max steps (default {d.search_depth})")
+    g.add_argument("--extractor", default=None,
+                   help=f"how the answer is read from the text: auto, {', '.join(extractors.names())} (default auto)")
+    g.add_argument("--max-new-tokens", type=int, default=None, help=f"per sample (default {d.max_new_tokens})")
+    g.add_argument("--temperature", type=float, default=None,
+                   help=f"sampling temperature, >= 0; 0 = greedy (default {d.temperature})")
+    g.add_argument("--seed", type=int, default=None, help="integer >= 0 for reproducible samples (default: none)")
     g.add_argument("--json", action="store_true", help="print the full Result as JSON")
     g.add_argument("--timing", action="store_true", help="time breakdown: tokenize, prefill, decode, control, ...")
     g.set_defaults(func=cmd_generate)

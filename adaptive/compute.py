@@ -1,10 +1,14 @@
-"""ComputeRecord: what one request spent, and the ledger that builds it from backend calls."""
+"""ComputeRecord: what one request spent, and the ledger that builds it from backend calls.
+
+Accounting is explicit: a backend returns each call's usage (`Generation.usage`, per request in
+`Generation.per_request`); whoever made the call adds it to the ledger of the request it served.
+Verifiers and estimators that call a model take the ledger to charge as an argument. Nothing is
+charged behind the caller's back, so nothing can be counted twice.
+"""
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
-from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 
 from . import timing
@@ -50,27 +54,6 @@ class ComputeRecord:
         return asdict(self)
 
 
-_active: ContextVar["Ledger | None"] = ContextVar("adaptive_ledger", default=None)
-
-
-def charge(usage: CallUsage) -> None:
-    """Backends call this for every call they make; it lands in the request's active ledger, so
-    verifier and estimator calls are charged to the request as well as the strategy's own."""
-    ledger = _active.get()
-    if ledger is not None:
-        ledger.add(usage)
-
-
-@contextlib.contextmanager
-def detached():
-    """No ledger active: for calls whose usage the caller charges itself (shared batched calls)."""
-    token = _active.set(None)
-    try:
-        yield
-    finally:
-        _active.reset(token)
-
-
 @dataclass
 class Ledger:
     """Accumulates backend usage for one request; `close` turns it into a ComputeRecord."""
@@ -84,14 +67,6 @@ class Ledger:
             # Made inside a verifier or estimator: its time belongs to that part, not to prefill/decode.
             usage = dataclasses.replace(usage, times={})
         self.calls.append(usage)
-
-    @contextlib.contextmanager
-    def activate(self):
-        token = _active.set(self)
-        try:
-            yield self
-        finally:
-            _active.reset(token)
 
     @property
     def generated_tokens(self) -> int:

@@ -6,16 +6,17 @@ class AdaptiveError(Exception):
     """Base class for errors caused by input, configuration or environment."""
 
 
-class PlanError(AdaptiveError, ValueError):
-    """A Plan field has an invalid value. The message names the field and the value."""
-
-    def __init__(self, field: str, value, reason: str):
-        self.field, self.value, self.reason = field, value, reason
-        super().__init__(f"Plan.{field}={value!r}: {reason}")
-
-
 class InputError(AdaptiveError, ValueError):
     """A prompt or request argument is unusable (empty, too long, bad sampling value)."""
+
+
+class PlanError(InputError):
+    """A field of a Plan (or of the SamplingParams a backend receives) has an invalid value: one error
+    type for both. The message names the owner, the field and the value: `Plan.max_samples=0: ...`."""
+
+    def __init__(self, field: str, value, reason: str, owner: str = "Plan"):
+        self.field, self.value, self.reason, self.owner = field, value, reason, owner
+        super().__init__(f"{owner}.{field}={value!r}: {reason}")
 
 
 class UnknownNameError(AdaptiveError, KeyError):

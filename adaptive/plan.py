@@ -1,7 +1,11 @@
 """Plan: the one typed, validated object that tells a strategy how much compute to spend.
 
 Like vLLM's SamplingParams: construct it, and any invalid field raises PlanError naming the field
-and the value. Plans are frozen; use `plan.replace(...)` to derive another.
+and the value. Construction is pure — ranges and cross-field rules only, no registry, no imports of
+the components it names — so a Plan costs nothing to build. Checking the names it holds (strategy,
+stopping rule and its params, verifier, extractor) against the registry is a separate step,
+`plan.check_names()`, which the controller and the config loaders run before anything is spent.
+Plans are frozen; use `plan.replace(...)` to derive another.
 """
 from __future__ import annotations
 
@@ -12,6 +16,17 @@ from typing import Any
 from .errors import PlanError
 
 AGGREGATIONS = ("majority", "weighted", "best")
+SAMPLING = ("self_consistency", "best_of_n")   # draw samples in waves, vote or pick
+SEARCH = ("beam_search", "dvts")               # step-level search scored by a verifier
+NEEDS_VERIFIER = ("best_of_n",) + SEARCH
+# Fields only some built-in strategies read: elsewhere a non-default value would be silently ignored,
+# so it is an error naming the field. (A strategy registered by a user is not checked here.)
+APPLIES_TO = {
+    "max_samples": SAMPLING, "wave_size": SAMPLING, "stopping": SAMPLING, "stopping_params": SAMPLING,
+    "search_width": SEARCH, "search_beams": SEARCH, "search_depth": SEARCH, "step_delimiter": SEARCH,
+    "refine_steps": ("refine",), "verifier": SAMPLING + SEARCH, "aggregation": SAMPLING + SEARCH,
+}
+BUILTIN_STRATEGIES = SAMPLING + SEARCH + ("refine",)
 
 
 @dataclass(frozen=True)
@@ -38,6 +53,9 @@ class Plan:
     extractor: str = "auto"       # answer extractor name
 
     def __post_init__(self):
+        for name in ("strategy", "stopping", "extractor"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise PlanError(name, getattr(self, name), "must be a non-empty name")
         self._check_int("max_samples", minimum=1)
         self._check_int("wave_size", minimum=0)
         self._check_int("search_width", minimum=1)
@@ -54,6 +72,8 @@ class Plan:
         self._check_float("top_p", 0.0, 1.0, low_open=True)
         if self.aggregation not in AGGREGATIONS:
             raise PlanError("aggregation", self.aggregation, f"must be one of {', '.join(AGGREGATIONS)}")
+        if self.verifier is not None and (not isinstance(self.verifier, str) or not self.verifier):
+            raise PlanError("verifier", self.verifier, "must be a verifier name or None")
         if self.aggregation in ("weighted", "best") and not self.verifier:
             raise PlanError("verifier", self.verifier, f"aggregation={self.aggregation!r} needs a verifier")
         if not isinstance(self.step_delimiter, str) or not self.step_delimiter:
@@ -61,7 +81,24 @@ class Plan:
         for name in ("stopping_params", "verifier_params"):
             if not isinstance(getattr(self, name), dict):
                 raise PlanError(name, getattr(self, name), "must be a mapping")
-        self._check_names()
+        if self.verifier_params and not self.verifier:
+            raise PlanError("verifier_params", self.verifier_params, "given without a verifier")
+        self._check_strategy_fields()
+
+    def _check_strategy_fields(self) -> None:
+        s = self.strategy
+        if s not in BUILTIN_STRATEGIES:
+            return  # a user's strategy: check_names() finds out whether it exists
+        if s in NEEDS_VERIFIER and not self.verifier:
+            what = "picks the best sample by its score" if s == "best_of_n" else "scores partial solutions"
+            raise PlanError("verifier", self.verifier, f"strategy={s!r} {what} and needs a verifier")
+        if s == "best_of_n" and self.aggregation == "weighted":
+            raise PlanError("aggregation", self.aggregation, "strategy='best_of_n' always picks the best sample")
+        default = _DEFAULTS
+        for name, strategies in APPLIES_TO.items():
+            value = getattr(self, name)
+            if s not in strategies and value != default[name]:
+                raise PlanError(name, value, f"does not apply to strategy={s!r} (used by: {', '.join(strategies)})")
 
     def _check_int(self, name: str, minimum: int):
         v = getattr(self, name)
@@ -81,25 +118,25 @@ class Plan:
         if hi is not None and v > hi:
             raise PlanError(name, v, f"must be <= {hi}")
 
-    def _check_names(self):
-        # Imported here: the registries import Plan for type hints.
-        from .registries import extractors, load_builtins, stopping_rules, strategies, verifiers
-
-        load_builtins()
+    def check_names(self) -> "Plan":
+        """Check the names this plan holds against the registry (and the stopping rule's params);
+        PlanError lists the known names. Imports only the stopping rule it names. Returns self."""
+        from .errors import ConfigError
+        from .registry import extractors, stopping_rules, strategies, verifiers
 
         for fname, reg in (("strategy", strategies), ("stopping", stopping_rules), ("extractor", extractors)):
             val = getattr(self, fname)
             if val not in reg and not (fname == "extractor" and val == "auto"):
                 raise PlanError(fname, val, f"unknown name; known: {', '.join(reg.names())}")
-        from .errors import ConfigError
+        if self.verifier is not None and self.verifier not in verifiers:
+            raise PlanError("verifier", self.verifier, f"unknown name; known: {', '.join(verifiers.names())}")
         from .stopping import make_rule
 
         try:  # a typo'd stopping parameter is a plan error, caught before anything is spent
             make_rule(self.stopping, self.stopping_params)
         except ConfigError as e:
             raise PlanError("stopping_params", self.stopping_params, str(e)) from None
-        if self.verifier is not None and self.verifier not in verifiers:
-            raise PlanError("verifier", self.verifier, f"unknown name; known: {', '.join(verifiers.names())}")
+        return self
 
     @property
     def effective_wave(self) -> int:
@@ -107,6 +144,13 @@ class Plan:
 
     def replace(self, **changes) -> "Plan":
         return dataclasses.replace(self, **changes)
+
+    def with_strategy(self, strategy: str, **changes) -> "Plan":
+        """This plan run by another strategy: fields the new strategy does not read go back to their
+        defaults (unless given in `changes`), so switching strategy never trips the cross-field rules."""
+        keep = {k: v for k, v in self.to_dict().items()
+                if k not in APPLIES_TO or strategy not in BUILTIN_STRATEGIES or strategy in APPLIES_TO[k]}
+        return Plan(**{**keep, "strategy": strategy, **changes})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -118,3 +162,7 @@ class Plan:
         if unknown:
             raise PlanError(unknown[0], d[unknown[0]], f"unknown Plan field; known: {', '.join(sorted(known))}")
         return cls(**d)
+
+
+_DEFAULTS = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
+             for f in dataclasses.fields(Plan)}

@@ -15,7 +15,7 @@ import pytest
 
 from adaptive.answers import NO_ANSWER, extract, extractor_for, grade, gsm8k_gold
 from adaptive.answers.math_grader import as_latex
-from adaptive.registries import extractors, graders
+from adaptive.registry import extractors, graders
 
 approx = pytest.approx
 PATHOLOGICAL = r"9^{9^{9^{9^{9}}}}"  # sympy tries to evaluate the tower; verify() never returns

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from adaptive.answers import extractor_for
 from adaptive.backends.fake import FakeBackend, _text_of
 from adaptive.compute import Ledger
-from adaptive.plan import Plan
-from adaptive.strategies.base import Task, run_strategy
+from adaptive.plan import APPLIES_TO, Plan
+from adaptive.strategies import Query, run_strategy
 from adaptive.verifiers.base import make_verifier
 
 NUMBER = extractor_for("number")
@@ -61,7 +61,7 @@ def plans(draw, stoppings=ALL_STOPPING, strategies=SAMPLING + SEARCH + ("refine"
         verifier = draw(st.sampled_from([None, "logprob"]))
         if verifier:
             aggregation = draw(st.sampled_from(["majority", "weighted", "best"]))
-    return Plan(
+    fields = dict(
         strategy=strategy,
         max_samples=draw(st.integers(1, 12)),
         wave_size=draw(st.integers(0, 5)),
@@ -78,6 +78,8 @@ def plans(draw, stoppings=ALL_STOPPING, strategies=SAMPLING + SEARCH + ("refine"
         seed=draw(st.one_of(st.none(), st.integers(0, 1000))),
         extractor="number",
     )
+    # A Plan refuses fields its strategy does not read: keep the drawn ones that apply.
+    return Plan(**{k: v for k, v in fields.items() if k not in APPLIES_TO or strategy in APPLIES_TO[k]})
 
 
 # --- the property ----------------------------------------------------------------------------------
@@ -87,7 +89,7 @@ def _check(plan: Plan, texts: list[str], eos: bool, by_prefix: bool):
         return texts[(i + (len(prefix) if by_prefix else 0)) % len(texts)]
 
     backend = VariedFake(script, eos=eos)
-    task = Task(prompt="Solve: what is 6*7?", extract=NUMBER, ledger=Ledger())
+    task = Query(prompt="Solve: what is 6*7?", extract=NUMBER, ledger=Ledger())
     verifier = make_verifier(plan.verifier, plan.verifier_params, backend=backend) if plan.verifier else None
     r = run_strategy(task, plan, backend, verifier)
     c, t = r.compute, backend.totals

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from adaptive.backends.base import CallUsage, Completion, Generation, PromptPass
+from adaptive.backends.base import CallUsage, Completion, Generation, PromptPass, PromptPassBatch
 from adaptive.errors import ConfigError, InputError
 from adaptive.estimators import (Estimator, HeuristicEstimator, ProbeEstimator, SampleProbeEstimator, bin_of,
                                  check_edges, load_estimator, make_estimator, quantile_edges, uniform_edges)
@@ -26,7 +26,7 @@ from adaptive.estimators.model import ModelSpec
 from adaptive.estimators.probe import next_token_stats, resolve_layers
 from adaptive.estimators.train import (build_labels, load_labels, main_train, normalize_records, split_by_prompt,
                                        train_estimator, write_jsonl)
-from adaptive.registries import estimators as registry
+from adaptive.registry import estimators as registry
 from adaptive.result import Difficulty
 
 N_LAYERS, HIDDEN, VOCAB = 4, 8, 16
@@ -74,9 +74,9 @@ class StubBackend:
         lp = torch.log_softmax(torch.randn(VOCAB, generator=g), -1)
         return PromptPass(n_tokens=len(text.split()) + 3, mean_hidden=mean, last_hidden=last, next_token_logprobs=lp)
 
-    def prompt_pass(self, prompts):
+    def prompt_pass(self, prompts, raw=False):
         self.prompt_pass_calls.append(list(prompts))
-        return [self.make_pass(p) for p in prompts]
+        return PromptPassBatch([self.make_pass(p) for p in prompts], CallUsage(prompt_tokens=len(prompts)))
 
     def generate(self, requests, params, *, hidden_states=False):
         self.generate_calls += 1
@@ -256,7 +256,7 @@ def test_probe_learns_the_signal(data, backend):
 
 def test_probe_uses_given_passes_without_backend_calls(data, backend):
     prompts, rates = data
-    passes = backend.prompt_pass(prompts)
+    passes = backend.prompt_pass(prompts).passes
     backend.prompt_pass_calls.clear()
     est = ProbeEstimator(backend).fit(prompts, rates, prompt_passes=passes)
     ds = est.score(prompts[:7], prompt_passes=passes[:7])
@@ -321,7 +321,7 @@ def test_probe_round_trip_identical_scores_and_metadata(data, backend, tmp_path)
     assert isinstance(loaded, ProbeEstimator) and loaded.bin_edges == (0, 0.3, 0.7, 1.0)
     assert loaded.score(prompts) == est.score(prompts)  # identical p_hat and bins
     assert len(fresh.prompt_pass_calls) == 1
-    assert ProbeEstimator.load(path).predict(prompts, backend.prompt_pass(prompts)).tolist() == \
+    assert ProbeEstimator.load(path).predict(prompts, backend.prompt_pass(prompts).passes).tolist() == \
         est.predict(prompts).tolist()
 
 
@@ -359,7 +359,7 @@ def test_C_grid_is_validated_and_chosen_on_training_folds(data, backend, tmp_pat
     with pytest.raises(InputError, match="logistic"):
         ModelSpec(model="ridge", C_grid=[1.0])
     prompts, rates = data
-    passes = backend.prompt_pass(prompts)
+    passes = backend.prompt_pass(prompts).passes
     grid = [1e-4, 1.0]
     # The signal is strong: heavy shrinkage (1e-4) flattens p_hat and loses held-out log-loss.
     strong = ProbeEstimator(backend, C_grid=grid, calibration="none").fit(prompts, rates, prompt_passes=passes)
@@ -380,7 +380,7 @@ def test_probe_picks_C_by_cv_unless_told_a_fixed_C(data, backend):
     from adaptive.estimators.probe import DEFAULT_C_GRID
 
     prompts, rates = data
-    passes = backend.prompt_pass(prompts)
+    passes = backend.prompt_pass(prompts).passes
     auto = ProbeEstimator(backend, calibration="none").fit(prompts, rates, prompt_passes=passes)
     assert auto.spec.C_grid == DEFAULT_C_GRID and auto.model_.C in DEFAULT_C_GRID
     fixed = ProbeEstimator(backend, C=0.37, C_grid=None, calibration="none").fit(prompts, rates, prompt_passes=passes)
@@ -448,7 +448,7 @@ def _params():
 def test_save_needs_model_identity(data):
     prompts, rates = data
     b = StubBackend()
-    passes = b.prompt_pass(prompts)
+    passes = b.prompt_pass(prompts).passes
     est = ProbeEstimator().fit(prompts, rates, prompt_passes=passes)
     with pytest.raises(InputError, match="model"):
         est.save("/tmp/never-written.joblib")

@@ -81,7 +81,7 @@ def test_top_logprobs_and_hidden_states_without_extra_forward(hf_backend):
 
 
 def test_prompt_pass_alone_is_one_forward(hf_backend, totals_delta):
-    passes = hf_backend.prompt_pass([Q, "Hello"])
+    passes = hf_backend.prompt_pass([Q, "Hello"]).passes
     assert len(passes) == 2 and passes[0].n_tokens > passes[1].n_tokens
     assert totals_delta()["forward_passes"] == 1
 

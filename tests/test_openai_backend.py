@@ -20,7 +20,7 @@ from adaptive.backends.openai import OpenAIBackend  # noqa: E402
 from adaptive.compute import Ledger  # noqa: E402
 from adaptive.errors import AdaptiveError, CapabilityError, ConfigError  # noqa: E402
 from adaptive.plan import Plan  # noqa: E402
-from adaptive.strategies.base import Task  # noqa: E402
+from adaptive.strategies import Query  # noqa: E402
 from adaptive.strategies.sampling import run_sampling_batch  # noqa: E402
 
 NUMBER = extractor_for("number")
@@ -42,7 +42,7 @@ def tokenizer():
 
 
 def tasks(k=3):
-    return [Task(prompt=f"What is {i} + {i + 2}?", extract=NUMBER, ledger=Ledger()) for i in range(k)]
+    return [Query(prompt=f"What is {i} + {i + 2}?", extract=NUMBER, ledger=Ledger()) for i in range(k)]
 
 
 # --- strategies run unchanged ----------------------------------------------------------------------
@@ -301,7 +301,7 @@ def test_real_transformers_serve(real_server, tokenizer):
         assert g.usage.generated_tokens == sum(c.n_tokens for c in g.completions[0]) and not g.usage.counted_locally
         with pytest.raises(CapabilityError, match="top_logprobs"):
             b.generate([Request("Hi")], SamplingParams(max_new_tokens=2, top_logprobs=3))
-        ts = [Task(prompt="What is 2 + 2? Answer with a number.", extract=NUMBER, ledger=Ledger())]
+        ts = [Query(prompt="What is 2 + 2? Answer with a number.", extract=NUMBER, ledger=Ledger())]
         r = run_sampling_batch(ts, [Plan(max_samples=4, wave_size=2, stopping="beta", max_new_tokens=16,
                                          temperature=0.2, seed=1)], b)[0]
         assert 2 <= r.compute.samples <= 4 and r.compute.generated_tokens == sum(s.tokens for s in r.samples)

@@ -5,7 +5,7 @@ import pytest
 
 from adaptive.errors import PlanError
 from adaptive.plan import AGGREGATIONS, Plan
-from adaptive.registries import extractors, stopping_rules, strategies, verifiers
+from adaptive.registry import extractors, stopping_rules, strategies, verifiers
 
 
 def _raises(field, value, **kw):
@@ -18,6 +18,15 @@ def _raises(field, value, **kw):
     assert err.field == field
     assert err.value == value or (err.value != err.value and value != value)
     return msg
+
+
+def _strategy_for(field: str) -> dict:
+    """A strategy that reads `field` (search and refine fields do not apply to the default one)."""
+    if field in ("search_depth", "search_width", "search_beams", "step_delimiter"):
+        return {"strategy": "beam_search", "verifier": "logprob"}
+    if field == "refine_steps":
+        return {"strategy": "refine"}
+    return {}
 
 
 # --- defaults --------------------------------------------------------------------------------------
@@ -94,7 +103,7 @@ def test_nan_float_rejected():
     dict(max_total_tokens=None), dict(seed=0), dict(seed=None), dict(top_k=0),
 ])
 def test_boundary_values_accepted(kw):
-    p = Plan(**kw)
+    p = Plan(**_strategy_for(*kw), **kw)
     for k, v in kw.items():
         assert getattr(p, k) == v
 
@@ -130,8 +139,9 @@ def test_empty_string_verifier_does_not_satisfy_weighted():
     ("extractor", extractors),
 ])
 def test_unknown_name_lists_known_names(field, registry):
+    plan = Plan(**{field: "no_such_thing"})  # construction is pure: names are checked as a separate step
     with pytest.raises(PlanError) as e:
-        Plan(**{field: "no_such_thing"})
+        plan.check_names()
     msg = str(e.value)
     assert e.value.field == field
     assert field in msg and "'no_such_thing'" in msg
@@ -142,9 +152,11 @@ def test_unknown_name_lists_known_names(field, registry):
 
 
 def test_known_names_accepted():
-    Plan(strategy="beam_search", verifier="logprob", stopping="esc", extractor="number")
-    Plan(strategy="dvts", verifier="logprob", stopping="dirichlet", extractor="boxed")
-    Plan(strategy="refine", stopping="entropy", extractor="auto")
+    Plan(strategy="beam_search", verifier="logprob", extractor="number").check_names()
+    Plan(strategy="dvts", verifier="logprob", extractor="boxed").check_names()
+    Plan(strategy="refine", extractor="auto").check_names()
+    Plan(stopping="esc", max_samples=4).check_names()
+    Plan(stopping="dirichlet", max_samples=4, extractor="text").check_names()
     for s in ("self_consistency", "best_of_n", "beam_search", "dvts", "refine"):
         assert s in strategies
     for s in ("fixed", "beta", "dirichlet", "entropy", "esc", "confidence"):
@@ -180,7 +192,7 @@ def test_from_dict_validates_values():
 
 
 def test_round_trip_dict():
-    p = Plan(strategy="beam_search", verifier="logprob", max_samples=3, search_width=2, seed=7,
+    p = Plan(strategy="beam_search", verifier="logprob", search_depth=3, search_width=2, seed=7,
              stopping_params={}, max_total_tokens=99)
     assert Plan.from_dict(p.to_dict()) == p
 
@@ -199,7 +211,7 @@ def test_replace_revalidates_and_leaves_original():
     with pytest.raises(PlanError):
         p.replace(aggregation="weighted")
     with pytest.raises(PlanError):
-        p.replace(strategy="nope")
+        p.replace(strategy="nope").check_names()
 
 
 # --- effective_wave --------------------------------------------------------------------------------
@@ -219,4 +231,53 @@ def test_effective_wave(max_samples, wave_size, expected):
 
 def test_typo_in_stopping_params_is_a_plan_error():
     with pytest.raises(PlanError, match="stopping_params.*windw"):
-        Plan(stopping="esc", stopping_params={"windw": 4})
+        Plan(stopping="esc", stopping_params={"windw": 4}).check_names()
+
+
+# --- cross-field rules: caught at construction, naming the field --------------------------------
+
+@pytest.mark.parametrize("strategy", ["best_of_n", "beam_search", "dvts"])
+def test_strategy_that_scores_needs_a_verifier(strategy):
+    with pytest.raises(PlanError) as e:
+        Plan(strategy=strategy)
+    assert e.value.field == "verifier" and strategy in str(e.value)
+    assert Plan(strategy=strategy, verifier="logprob").verifier == "logprob"
+
+
+@pytest.mark.parametrize("kw,field", [
+    (dict(strategy="refine", stopping="beta"), "stopping"),
+    (dict(strategy="refine", max_samples=4), "max_samples"),
+    (dict(strategy="refine", verifier="logprob"), "verifier"),
+    (dict(strategy="beam_search", verifier="logprob", wave_size=2), "wave_size"),
+    (dict(strategy="beam_search", verifier="logprob", refine_steps=2), "refine_steps"),
+    (dict(strategy="self_consistency", search_width=8), "search_width"),
+    (dict(strategy="self_consistency", refine_steps=1), "refine_steps"),
+    (dict(strategy="best_of_n", verifier="logprob", step_delimiter="\n"), "step_delimiter"),
+    (dict(strategy="best_of_n", verifier="logprob", aggregation="weighted"), "aggregation"),
+    (dict(verifier_params={"mode": "tail"}), "verifier_params"),
+])
+def test_field_that_does_not_apply_is_an_error(kw, field):
+    with pytest.raises(PlanError) as e:
+        Plan(**kw)
+    assert e.value.field == field, str(e.value)
+    assert f"Plan.{field}=" in str(e.value)
+
+
+def test_with_strategy_resets_fields_the_new_strategy_does_not_read():
+    p = Plan(max_samples=8, stopping="beta", wave_size=2, temperature=0.3)
+    q = p.with_strategy("beam_search", verifier="logprob", search_depth=3)
+    assert (q.strategy, q.max_samples, q.stopping, q.wave_size) == ("beam_search", 1, "fixed", 0)
+    assert (q.temperature, q.search_depth) == (0.3, 3)
+    assert q.with_strategy("self_consistency", max_samples=4).max_samples == 4
+
+
+def test_a_plan_imports_no_component():
+    """Plan() is pure: no registry lookups, no scipy / scikit-learn / torch / reward-model code."""
+    import subprocess
+    import sys
+
+    code = ("import sys, adaptive; adaptive.Plan(); adaptive.Plan(strategy='beam_search', verifier='prm'); "
+            "bad = [m for m in ('scipy', 'sklearn', 'torch', 'transformers', 'matplotlib', 'numpy', "
+            "'adaptive.registry', 'adaptive.verifiers', 'adaptive.stopping') if m in sys.modules]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from adaptive.errors import ConfigError, InputError, UnknownNameError
-from adaptive.registries import stopping_rules
+from adaptive.registry import stopping_rules
 from adaptive.stopping import SampleView, esc_expected_samples, make_rule
 from adaptive.stopping.beta import beta_stop_probability
 from adaptive.stopping.dirichlet import dirichlet_leader_probability

@@ -11,8 +11,8 @@ from adaptive.compute import Ledger
 from adaptive.errors import InputError, PlanError
 from adaptive.generator import AdaptiveGenerator
 from adaptive.plan import Plan
-from adaptive.registries import verifiers
-from adaptive.strategies.base import Task, run_strategy, vote
+from adaptive.registry import verifiers
+from adaptive.strategies import Query, run_strategy, vote
 from adaptive.strategies.refine import CRITIQUE
 from adaptive.strategies.sampling import run_sampling_batch
 from adaptive.verifiers.base import make_verifier
@@ -30,7 +30,7 @@ class AnswerScore:
     def __init__(self, table=None, default=0.1):
         self.table, self.default = dict(table or {}), default
 
-    def score(self, prompt, completions):
+    def score(self, prompt, completions, ledger=None):
         return [self.table.get(NUMBER(c.text), self.default) for c in completions]
 
 
@@ -54,8 +54,8 @@ class ScoredFake(FakeBackend):
         return c
 
 
-def task(prompt="What is 2+2?", **kw) -> Task:
-    return Task(prompt=prompt, extract=NUMBER, ledger=Ledger(), **kw)
+def task(prompt="What is 2+2?", **kw) -> Query:
+    return Query(prompt=prompt, extract=NUMBER, ledger=Ledger(), **kw)
 
 
 def sum_requests(backend, f):
@@ -274,9 +274,8 @@ def test_best_of_n_needs_verifier():
         run_strategy(task(), Plan(strategy="best_of_n", max_samples=2), b, None)
     assert "verifier" in str(e.value)
     assert b.calls == []
-    g = AdaptiveGenerator(backend=b, plan=Plan(strategy="best_of_n", max_samples=2))
-    with pytest.raises(PlanError):
-        g.generate("What is 1?")
+    with pytest.raises(PlanError):  # at construction now: the Plan itself is invalid
+        AdaptiveGenerator(backend=b, plan=Plan(strategy="best_of_n", max_samples=2)).generate("What is 1?")
     assert b.calls == []
 
 

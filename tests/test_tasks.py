@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from adaptive.errors import AdaptiveError, ConfigError, InputError, UnknownNameError
-from adaptive.registries import datasets
+from adaptive.registry import datasets
 from adaptive.tasks import Example, TaskRef, list_tasks, load_task
 
 DATA = Path(__file__).parent / "data"

@@ -3,7 +3,7 @@
 ``qa_em``, ``qa_f1``, ``exact``); see ``contract`` for the signatures and the ``None`` rule."""
 from __future__ import annotations
 
-from ..registries import graders
+from ..registry import graders
 from . import boxed, choice, math_grader, numbers, qa, text  # noqa: F401  (registration)
 from .auto import extractor_for
 from .contract import NO_ANSWER

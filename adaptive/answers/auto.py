@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..registries import extractors
+from ..registry import extractors
 
 # First matching substring of the lower-cased hint wins; order matters ("gsm" before "math").
 _HINTS = (

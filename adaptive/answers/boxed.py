@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 
-from ..registries import extractors
 from .contract import NO_ANSWER
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\b")
@@ -48,7 +47,6 @@ def _box_content(text: str, i: int) -> str | None:
     return None
 
 
-@extractors.register("boxed")
 def extract_boxed(text: str, **kw) -> str | None:
     """The stripped content of the last ``\\boxed{}``/``\\fbox{}``, or None (including when empty)."""
     if not text:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from ..registries import extractors, graders
 from .contract import NO_ANSWER
 
 LETTERS = "ABCDEFGHIJ"
@@ -34,7 +33,6 @@ def _allowed(choices) -> set[str]:
     return {str(c).strip().strip("()").upper() for c in choices}
 
 
-@extractors.register("choice")
 def extract_choice(text: str, choices: Iterable[str] | int | None = None, **kw) -> str | None:
     """The chosen letter, upper-case, or None. ``choices`` (letters offered, or their count)
     rejects letters outside the question's options so "E" is not read from a four-option item."""
@@ -56,7 +54,6 @@ def _gold_letter(gold) -> str | None:
     return s if len(s) == 1 and s in LETTERS else None
 
 
-@graders.register("choice")
 def grade_choice(pred: str | None, gold, **kw) -> float:
     """Letter equality; gold may be a letter (``"C"``, ``"(c)"``) or a 0-based index (``2``)."""
     if pred is None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 
-from ..registries import graders
 from .bounded import BoundTimeout, call_bounded
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,6 @@ def verify_pair(gold: str, pred: str) -> bool:
     return bool(verify(g, p, timeout_seconds=None))
 
 
-@graders.register("math")
 def grade_math(pred: str | None, gold, timeout: float = DEFAULT_TIMEOUT_S, mode: str = "auto", **kw) -> float:
     """1.0 when math_verify finds pred equivalent to gold; 0.0 otherwise or after `timeout` seconds.
 

@@ -11,7 +11,6 @@ import re
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
-from ..registries import extractors, graders
 from .contract import NO_ANSWER
 
 # A number not glued to a preceding word/digit: optional `$` and sign (either order), an integer
@@ -81,7 +80,6 @@ def normalize_number(text: str) -> str | None:
     return found[0] if found else NO_ANSWER
 
 
-@extractors.register("number")
 def extract_number(text: str, **kw) -> str | None:
     """GSM8K-style: ``#### N`` wins, then the last "answer is N"/"Answer: N", then the last number.
 
@@ -141,7 +139,6 @@ def to_fraction(x) -> Fraction | None:
     return Fraction(found[0])
 
 
-@graders.register("numeric")
 def grade_numeric(pred: str | None, gold, rel_tol: float = 1e-6, **kw) -> float:
     """1.0 when pred and gold are the same number within a relative tolerance (``3/4`` == ``0.75``).
 

@@ -10,7 +10,6 @@ import re
 import string
 from collections import Counter
 
-from ..registries import graders
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
@@ -48,13 +47,11 @@ def _matches_any(pred: str | None, gold, normalize) -> float:
     return 1.0 if any(p == normalize(g) for g in _aliases(gold)) else 0.0
 
 
-@graders.register("qa_em")
 def grade_qa_em(pred: str | None, gold, **kw) -> float:
     """SQuAD exact match against any gold alias."""
     return _matches_any(pred, gold, squad_normalize)
 
 
-@graders.register("qa_f1")
 def grade_qa_f1(pred: str | None, gold, **kw) -> float:
     """Max token-level F1 over gold aliases."""
     if pred is None:
@@ -66,7 +63,6 @@ def _plain(s) -> str:
     return " ".join(str(s).split()).casefold()
 
 
-@graders.register("exact")
 def grade_exact(pred: str | None, gold, **kw) -> float:
     """String equality after trimming, collapsing whitespace and case-folding (no other forgiveness)."""
     return _matches_any(pred, gold, _plain)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-from ..registries import extractors
 from .contract import NO_ANSWER
 
 _MARK = re.compile(r"answer\s*(?:is\s*:?|:)", re.IGNORECASE)
@@ -17,7 +16,6 @@ def _clean(span: str) -> str:
     return span.rstrip(".").strip()
 
 
-@extractors.register("text")
 def extract_text(text: str, **kw) -> str | None:
     """Answer span (rest of the line after the last marker, or the first line's first sentence)."""
     if not text or not text.strip():

@@ -1,7 +1,8 @@
 """The Backend protocol and the plain data it exchanges with strategies.
 
 A backend turns a batch of requests (prompt, optional assistant prefix to continue, n samples) into
-completions with token counts, logprobs and per-token timestamps, and reports what each call cost.
+completions with token counts, logprobs and per-token timestamps, and returns what each call cost
+(it charges nobody: the caller adds the usage to the ledger of the request it served).
 """
 from __future__ import annotations
 
@@ -148,6 +149,14 @@ class Generation:
     per_request: list[CallUsage] = field(default_factory=list)
 
 
+@dataclass
+class PromptPassBatch:
+    """Result of `Backend.prompt_pass`: one PromptPass per prompt, and what the pass cost."""
+
+    passes: list[PromptPass]
+    usage: CallUsage
+
+
 @runtime_checkable
 class Backend(Protocol):
     model_id: str
@@ -157,7 +166,7 @@ class Backend(Protocol):
         """Sample each request's `n` completions, batched. Raises InputError for unusable requests."""
         ...
 
-    def prompt_pass(self, prompts: Sequence[PromptLike]) -> list[PromptPass]:
+    def prompt_pass(self, prompts: Sequence[PromptLike], raw: bool = False) -> PromptPassBatch:
         """Run only the prompt forward pass (for estimators used without generation)."""
         ...
 

@@ -5,26 +5,27 @@ import os
 
 from ..errors import ConfigError
 
-KINDS = ("hf", "openai")
 OPENAI_KEYS = ("base_url", "api_key", "model", "endpoint", "max_in_flight", "timeout_s", "max_retries",
                "backoff_base_s", "tokenizer", "supports_n", "context_window", "supports_prefix", "supports_logprobs",
                "supports_ignore_eos", "model_config", "model_id", "connect_timeout_s", "headers")
 
 
 def make_backend(cfg: dict | None, model: str | None = None):
+    from ..registry import backends
+
     cfg = dict(cfg or {})
     kind = cfg.pop("kind", "hf")
-    if kind == "hf":
-        from .hf import HFBackend
+    if kind not in backends:
+        raise ConfigError(f"backend kind {kind!r} unknown; known: {', '.join(backends.names())}")
+    return backends.get(kind)(cfg, model)
 
-        extra = {k: cfg[k] for k in ("max_batch_rows", "quantization", "attention", "compile", "shared_prefix",
-                                  "shared_prefix_min_tokens")
-                 if k in cfg}
-        return HFBackend.from_pretrained(model, device=cfg.get("device", "auto"), dtype=cfg.get("dtype", "auto"),
-                                         **extra)
-    if kind == "openai":
-        return make_openai_backend(cfg, model)
-    raise ConfigError(f"backend kind {kind!r} unknown; known: {', '.join(KINDS)}")
+
+def make_hf_backend(cfg: dict, model: str | None = None):
+    from .hf import HFBackend
+
+    extra = {k: cfg[k] for k in ("max_batch_rows", "quantization", "attention", "compile", "shared_prefix",
+                              "shared_prefix_min_tokens") if k in cfg}
+    return HFBackend.from_pretrained(model, device=cfg.get("device", "auto"), dtype=cfg.get("dtype", "auto"), **extra)
 
 
 def make_openai_backend(cfg: dict, model: str | None = None):

@@ -10,9 +10,8 @@ import time
 from typing import Callable, Sequence
 
 from .. import timing
-from ..compute import charge
 from ..errors import InputError
-from .base import CallUsage, Completion, Generation, PromptLike, PromptPass, Request, SamplingParams, check_prompt
+from .base import CallUsage, Completion, Generation, PromptLike, PromptPassBatch, Request, SamplingParams, check_prompt
 
 Script = Callable[[str, str, int, random.Random], str]
 
@@ -41,7 +40,7 @@ class FakeBackend:
     def count_tokens(self, text: str) -> int:
         return len(text)
 
-    def prompt_pass(self, prompts: Sequence[PromptLike]) -> list[PromptPass]:
+    def prompt_pass(self, prompts: Sequence[PromptLike], raw: bool = False) -> PromptPassBatch:
         raise InputError("FakeBackend has no hidden states")
 
     def generate(self, requests: Sequence[Request], params: SamplingParams, *, hidden_states: bool = False,
@@ -75,7 +74,6 @@ class FakeBackend:
         for u in per:
             u.wall_s, u.times = usage.wall_s, dict(usage.times)
         self.totals.add(usage)
-        charge(usage)
         return Generation(out, [None] * len(requests), [u.prompt_tokens for u in per], usage, per)
 
     def _complete(self, text: str, params: SamplingParams) -> Completion:

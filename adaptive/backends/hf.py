@@ -13,10 +13,10 @@ from typing import Callable, Sequence
 import torch
 
 from .. import timing
-from ..compute import charge
 from ..errors import InputError
 from ..metrics.flops import decode_flops, model_flops_spec, prefill_flops
-from .base import CallUsage, Completion, Generation, PromptLike, PromptPass, Request, SamplingParams, check_prompt
+from .base import (CallUsage, Completion, Generation, PromptLike, PromptPass, PromptPassBatch, Request, SamplingParams,
+                   check_prompt)
 from .prefix_cache import PrefixCache
 from .sampling import next_tokens
 from .shared_prefix import SharedPrefixState
@@ -202,7 +202,7 @@ class HFBackend:
             cache.update(keys, values, layer)
         return cache
 
-    def prompt_pass(self, prompts: Sequence[PromptLike], raw: bool = False) -> list[PromptPass]:
+    def prompt_pass(self, prompts: Sequence[PromptLike], raw: bool = False) -> PromptPassBatch:
         with timing.phase(timing.BACKEND):
             t0 = clock_now()
             ids = [self.render(p, raw=raw) for p in prompts]
@@ -212,18 +212,15 @@ class HFBackend:
             passes = self._prefill(ids, hidden=True)[3]
             t2 = clock_now()
             times = {"tokenize": t1 - t0, "prefill": t2 - t1} if timing.enabled() else {}
-            self._account(CallUsage(prompt_tokens=sum(map(len, ids)), forward_passes=1,
-                                    flops=sum(prefill_flops(*self._spec(), len(x)) for x in ids),
-                                    wall_s=t2 - t0, started=t0, times=times))
-        return passes
+            usage = CallUsage(prompt_tokens=sum(map(len, ids)), forward_passes=1,
+                              flops=sum(prefill_flops(*self._spec(), len(x)) for x in ids),
+                              wall_s=t2 - t0, started=t0, times=times)
+            self.totals.add(usage)
+        return PromptPassBatch(passes, usage)
 
     def _spec(self):
         s = self.flops_spec
         return s.n_params_non_embedding, s.n_layers, s.d_attn
-
-    def _account(self, u: CallUsage) -> None:
-        charge(u)
-        self.totals.add(u)
 
     # -- generation ----------------------------------------------------------------------------
     def generate(self, requests: Sequence[Request], params: SamplingParams, *, hidden_states: bool = False,
@@ -278,7 +275,7 @@ class HFBackend:
             if timing.enabled():
                 u.times = {"tokenize": t_tok, **group_times[group_of[i]],
                            "queue": sum(busy) - busy[group_of[i]]}
-        self._account(usage)
+        self.totals.add(usage)
         return Generation(completions, passes, [len(x) for x in ids], usage, per)
 
     def _groups(self, requests: Sequence[Request], ids: list[list[int]]) -> list[list[int]]:

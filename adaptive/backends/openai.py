@@ -44,9 +44,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from .. import timing
-from ..compute import charge
 from ..errors import AdaptiveError, CapabilityError, InputError
-from .base import CallUsage, Completion, Generation, PromptLike, PromptPass, Request, SamplingParams, check_prompt
+from .base import CallUsage, Completion, Generation, PromptLike, PromptPassBatch, Request, SamplingParams, check_prompt
 from .openai_http import (LoopThread, Rejected, Retryable, RETRY_STATUSES, ServerStats, backoff_s, httpx,
                           retry_after_s, sse_events)
 
@@ -246,7 +245,7 @@ class OpenAIBackend:
                                   "(a Hugging Face tokenizer name or path)")
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
 
-    def prompt_pass(self, prompts: Sequence[PromptLike], raw: bool = False) -> list[PromptPass]:
+    def prompt_pass(self, prompts: Sequence[PromptLike], raw: bool = False) -> PromptPassBatch:
         raise CapabilityError("an OpenAI-compatible server gives no hidden states; hidden-state estimators "
                               "(probe) need the HF backend (backend kind: hf)")
 
@@ -644,7 +643,7 @@ class OpenAIBackend:
         for f in ("prompt_tokens", "cached_prompt_tokens", "samples", "generated_tokens", "flops"):
             setattr(usage, f, sum(getattr(u, f) for u in per))
         usage.forward_passes = max((u.forward_passes for u in per), default=0)  # requests run concurrently
-        self._account(usage)
+        self.totals.add(usage)
         return Generation(completions, [None] * len(requests), prompt_tokens, usage, per)
 
     @staticmethod
@@ -690,7 +689,3 @@ class OpenAIBackend:
         return Completion(text=text, token_ids=ids, finish_reason=reason, logprobs=list(c.logprobs),
                           top_logprobs=list(c.tops) if any(c.tops) else [], token_times=times,
                           stop_string=matched)
-
-    def _account(self, u: CallUsage) -> None:
-        charge(u)
-        self.totals.add(u)

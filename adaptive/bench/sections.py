@@ -230,7 +230,7 @@ def bench_estimator_overhead(b, cfg, report):
     def with_estimator():
         b.prefix_cache.clear()
         t0 = time.perf_counter()
-        passes = b.prompt_pass(prompts)
+        passes = b.prompt_pass(prompts).passes
         t1 = time.perf_counter()
         est.score(prompts, prompt_passes=passes)
         t2 = time.perf_counter()

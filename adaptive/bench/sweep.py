@@ -74,10 +74,8 @@ def _greedy(b, prompts: list[str], new: int) -> list[list[int]]:
 
 def _accuracy(b, cfg: dict) -> dict:
     from ..backends.base import Request, SamplingParams
-    from ..registries import load_builtins
     from ..tasks import load_task
 
-    load_builtins()
     spec, examples, _ = load_task(cfg["task"], limit=cfg.get("limit", 24), seed=0)
     g = b.generate([Request(ex.prompt) for ex in examples],
                    SamplingParams(max_new_tokens=cfg.get("new_tokens", 64), temperature=0))

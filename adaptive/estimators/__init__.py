@@ -4,7 +4,7 @@
     probe         linear probe on the prompt's hidden states  needs "prompt_pass"  (the main one)
     sample_probe  confidence of one cheap first sample     needs "first_sample"
 
-Importing this package registers them in `adaptive.registries.estimators`.
+They are listed by name in `adaptive.registry.estimators`.
 See base.py (API), model.py (labels and calibration), bins.py (bin convention: 0 = hardest),
 persistence.py (file format), metrics.py (AUROC, Spearman, Brier, ECE), train.py (logs -> estimator).
 """
@@ -17,7 +17,7 @@ from .sample_probe import SampleProbeEstimator
 
 def make_estimator(kind: str, backend=None, **kw) -> Estimator:
     """A new (unfitted) estimator of a registered kind."""
-    from ..registries import estimators
+    from ..registry import estimators
 
     return estimators.get(kind)(backend=backend, **kw)
 

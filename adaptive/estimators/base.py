@@ -53,8 +53,8 @@ class Estimator:
         self.feature_names_: list[str] | None = None
 
     # -- to implement ---------------------------------------------------------------------------
-    def features(self, prompts: Sequence, prompt_passes=None, first_samples=None) -> np.ndarray:
-        """[len(prompts), n_features] float matrix."""
+    def features(self, prompts: Sequence, prompt_passes=None, first_samples=None, ledger=None) -> np.ndarray:
+        """[len(prompts), n_features] float matrix. Any model call it makes is added to `ledger` (if given)."""
         raise NotImplementedError
 
     def _config(self) -> dict:
@@ -106,17 +106,17 @@ class Estimator:
             self.config_hash = chash if chash is not None else self.config_hash
         return self
 
-    def predict(self, prompts: Sequence, prompt_passes=None, first_samples=None) -> np.ndarray:
-        """p_hat per prompt as a float array."""
+    def predict(self, prompts: Sequence, prompt_passes=None, first_samples=None, ledger=None) -> np.ndarray:
+        """p_hat per prompt as a float array; model calls made for it are added to `ledger` (if given)."""
         prompts = list(prompts)
         if not prompts:
             return np.zeros(0)
         if self.model_ is None:
             raise InputError(f"{self.kind} estimator is not fitted: call fit() or load() first")
-        return self.model_.predict(self.features(prompts, prompt_passes, first_samples))
+        return self.model_.predict(self.features(prompts, prompt_passes, first_samples, ledger))
 
-    def score(self, prompts: Sequence, prompt_passes=None, first_samples=None) -> list[Difficulty]:
-        p = self.predict(prompts, prompt_passes, first_samples)
+    def score(self, prompts: Sequence, prompt_passes=None, first_samples=None, ledger=None) -> list[Difficulty]:
+        p = self.predict(prompts, prompt_passes, first_samples, ledger)
         return [Difficulty(p_hat=float(v), bin=bin_of(v, self.bin_edges), estimator=self.kind) for v in p]
 
     def set_bin_edges(self, edges) -> None:
@@ -147,7 +147,7 @@ class Estimator:
         kind = meta["kind"]
         target = cls
         if cls is Estimator or getattr(cls, "kind", None) != kind:
-            from ..registries import estimators
+            from ..registry import estimators
 
             if kind not in estimators:
                 raise ConfigError(f"estimator file {path}: unknown estimator kind {kind!r}")

@@ -13,7 +13,6 @@ from typing import Sequence
 
 import numpy as np
 
-from ..registries import estimators
 from .base import Estimator, prompt_text
 
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:,\d{3})*(?:\.\d+)?(?:[eE][-+]?\d+)?")
@@ -44,7 +43,6 @@ def text_features(text: str) -> list[float]:
     return [math.log1p(v) for v in raw] + [math.log10(1.0 + min(max_mag, 1e300)), math.log1p(sentences)]
 
 
-@estimators.register("heuristic")
 class HeuristicEstimator(Estimator):
     kind = "heuristic"
     needs = "text"
@@ -54,6 +52,6 @@ class HeuristicEstimator(Estimator):
         super().__init__(backend, **kw)
         self.feature_names_ = list(FEATURE_NAMES)
 
-    def features(self, prompts: Sequence, prompt_passes=None, first_samples=None) -> np.ndarray:
+    def features(self, prompts: Sequence, prompt_passes=None, first_samples=None, ledger=None) -> np.ndarray:
         return np.asarray([text_features(prompt_text(p)) for p in prompts], dtype=np.float64).reshape(
             len(prompts), len(FEATURE_NAMES))

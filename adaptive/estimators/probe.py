@@ -28,7 +28,6 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import CapabilityError, ConfigError, InputError
-from ..registries import estimators
 from .base import Estimator, check_batch, prompt_text
 from .heuristic import FEATURE_NAMES as TEXT_NAMES
 from .heuristic import text_features as surface_features
@@ -86,7 +85,6 @@ def resolve_layers(layers: Sequence, n_states: int) -> list[int]:
     return out
 
 
-@estimators.register("probe")
 class ProbeEstimator(Estimator):
     kind = "probe"
     needs = "prompt_pass"
@@ -116,8 +114,9 @@ class ProbeEstimator(Estimator):
         self.backend_calls = 0  # prompt_pass calls this estimator made (for accounting and tests)
 
     # -- prompt passes ---------------------------------------------------------------------------
-    def passes_for(self, prompts: Sequence, prompt_passes=None) -> list:
-        """The prompt pass of every prompt: the given ones, plus ONE backend call for any that are missing."""
+    def passes_for(self, prompts: Sequence, prompt_passes=None, ledger=None) -> list:
+        """The prompt pass of every prompt: the given ones, plus ONE backend call for any that are missing
+        (its usage added to `ledger` when one is given)."""
         given = check_batch(prompts, prompt_passes, "prompt passes")
         passes = given if given is not None else [None] * len(prompts)
         missing = [i for i, p in enumerate(passes) if p is None]
@@ -128,9 +127,11 @@ class ProbeEstimator(Estimator):
                 raise CapabilityError(f"backend {getattr(self.backend, 'model_id', '?')!r} gives no hidden states; "
                                       "the probe needs them")
             todo = [prompts[i] for i in missing]
-            got = self.backend.prompt_pass(todo, raw=True) if self.raw else self.backend.prompt_pass(todo)
+            batch = self.backend.prompt_pass(todo, raw=True) if self.raw else self.backend.prompt_pass(todo)
             self.backend_calls += 1
-            got = list(got)
+            if ledger is not None:
+                ledger.add(batch.usage)
+            got = list(batch.passes)
             if len(got) != len(todo):
                 raise InputError(f"backend returned {len(got)} prompt passes for {len(todo)} prompts")
             passes = list(passes)
@@ -138,8 +139,8 @@ class ProbeEstimator(Estimator):
                 passes[i] = p
         return passes
 
-    def features(self, prompts: Sequence, prompt_passes=None, first_samples=None) -> np.ndarray:
-        passes = self.passes_for(prompts, prompt_passes)
+    def features(self, prompts: Sequence, prompt_passes=None, first_samples=None, ledger=None) -> np.ndarray:
+        passes = self.passes_for(prompts, prompt_passes, ledger)
         rows = [self._row(p, i) for i, p in enumerate(passes)]
         if not rows:
             return np.zeros((0, 0))

@@ -26,7 +26,6 @@ from ..backends.base import Completion, Request, SamplingParams
 from ..confidence import DEFAULT_TAIL, DEFAULT_WINDOW, lowest_group_confidence, mean_confidence, \
     tail_confidence, token_confidence
 from ..errors import InputError
-from ..registries import estimators
 from .base import Estimator, check_batch
 
 FEATURE_NAMES = ("mean_logprob", "min_logprob", "mean_confidence", "lowest_group_confidence", "tail_confidence",
@@ -53,7 +52,6 @@ def completion_from_dict(d: dict) -> Completion:
                       top_logprobs=[list(t) for t in (d.get("top_logprobs") or [])])
 
 
-@estimators.register("sample_probe")
 class SampleProbeEstimator(Estimator):
     kind = "sample_probe"
     needs = "first_sample"
@@ -72,8 +70,9 @@ class SampleProbeEstimator(Estimator):
         self.last_generation = None
         self.backend_calls = 0
 
-    def draw(self, prompts: Sequence) -> list[Completion]:
-        """One sample per prompt, in one backend call; also stored in `last_samples`."""
+    def draw(self, prompts: Sequence, ledger=None) -> list[Completion]:
+        """One sample per prompt, in one backend call (its usage added to `ledger` when one is given);
+        also stored in `last_samples`."""
         prompts = list(prompts)
         if not prompts:
             self.last_samples, self.last_generation = [], None
@@ -82,14 +81,16 @@ class SampleProbeEstimator(Estimator):
             raise InputError("the sample probe needs first samples: pass first_samples= or construct it with backend=")
         gen = self.backend.generate([Request(p, n=1, raw=self.raw) for p in prompts], self.params)
         self.backend_calls += 1
+        if ledger is not None:
+            ledger.add(gen.usage)
         self.last_generation = gen
         self.last_samples = [cs[0] for cs in gen.completions]
         return list(self.last_samples)
 
-    def features(self, prompts: Sequence, prompt_passes=None, first_samples=None) -> np.ndarray:
+    def features(self, prompts: Sequence, prompt_passes=None, first_samples=None, ledger=None) -> np.ndarray:
         given = check_batch(prompts, first_samples, "first samples")
         if given is None:
-            samples = self.draw(prompts)
+            samples = self.draw(prompts, ledger)
         else:
             samples = []
             for i, s in enumerate(given):

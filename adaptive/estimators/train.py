@@ -34,8 +34,8 @@ import numpy as np
 
 from ..backends.base import Request, SamplingParams
 from ..errors import ConfigError, InputError
-from ..registries import estimators
-from . import metrics
+from ..registry import estimators
+from . import make_estimator, metrics
 from .bins import check_edges, quantile_edges
 
 # ---------------------------------------------------------------------------------------------- labels
@@ -263,12 +263,6 @@ def feature_matrix(est, records: Sequence[dict], batch_size: int = 16) -> np.nda
     return np.vstack(blocks)
 
 
-def make_estimator(kind: str, backend=None, **kw):
-    import adaptive.estimators  # noqa: F401  (registration)
-
-    return estimators.get(kind)(backend=backend, **kw)
-
-
 def train_estimator(kind: str, records: Sequence[dict], backend=None, out_path=None, *, val_frac: float = 0.2,
                     seed: int = 0, bins=None, batch_size: int = 16, n_ece_bins: int = 10, plot: bool = True,
                     **estimator_kwargs) -> dict:
@@ -466,6 +460,4 @@ def main_train(args) -> int:
 
 
 def estimators_need_model(kind: str) -> bool:
-    import adaptive.estimators  # noqa: F401
-
     return bool(getattr(estimators.get(kind), "uses_model", False))

@@ -7,10 +7,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from .. import timing
-from ..compute import LatencyTargets, Ledger
+from ..compute import LatencyTargets
 from ..errors import ConfigError
-from ..registries import load_builtins
 from .config import EvalConfig
 from .records import RECORDS, append_records, read_records, record_key, repair_tail
 
@@ -80,7 +78,6 @@ def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = No
              backend=None, progress: bool = True, report: bool = True) -> Path:
     from ..tasks import load_task
 
-    load_builtins()
     out = Path(out)
     policies = _policies(config, only)
     spec, examples, load_report = load_task(config.task, limit=limit or config.limit, seed=config.seed,
@@ -109,6 +106,12 @@ def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = No
                 "versions": meta["versions"], "config": config.raw}
     targets = LatencyTargets(**config.latency_targets) if config.latency_targets else LatencyTargets()
     estimators = _estimators(config, policies, backend)
+    from ..controller import Controller
+    from ..policies import FixedPolicy
+
+    controllers = {p.name: Controller(backend, p.policy or FixedPolicy(name=p.name, plan=p.plan),
+                                      estimators.get(p.name), targets=targets, time_breakdown=config.timing)
+                   for p in policies}
     bar = _Progress(len(examples) * len(policies), len(done & {(e.id, p.name) for e in examples for p in policies}),
                     progress)
     for start in range(0, len(examples), config.batch_size):
@@ -117,8 +120,7 @@ def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = No
             pending = [ex for ex in batch if (ex.id, pol.name) not in done]
             if not pending:
                 continue
-            with timing.timing(config.timing):
-                records = _run_batch(spec, pending, pol, backend, targets, run_info, estimators.get(pol.name))
+            records = _run_batch(spec, pending, pol.name, controllers[pol.name], run_info)
             append_records(log, records)
             done.update(record_key(r) for r in records)
             bar.update(records)
@@ -130,24 +132,15 @@ def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = No
     return out
 
 
-def _run_batch(spec, examples, pol, backend, targets, run_info, estimator=None) -> list[dict]:
-    from ..strategies.base import Task
-    from ..strategies.dispatch import run_plans, score_difficulties
-
-    tasks = [Task(prompt=ex.prompt, extract=lambda text, ex=ex: spec.extract(text, ex), ledger=Ledger(),
-                  targets=targets) for ex in examples]
-    allocation = None
-    if pol.policy is not None:
-        diffs = score_difficulties(estimator, tasks) if estimator is not None else None
-        with timing.phase("control"):
-            batch = pol.policy.plan_batch([ex.prompt for ex in examples], diffs)
-        plans, allocation = batch.plans, batch.report
-    else:
-        plans = [pol.plan] * len(tasks)
-    results = run_plans(tasks, plans, backend)
-    records = [_record(spec, ex, pol.name, r, run_info) for ex, r in zip(examples, results)]
-    if allocation is not None:
-        for rec, row in zip(records, allocation.rows):
+def _run_batch(spec, examples, policy_name: str, controller, run_info) -> list[dict]:
+    """One batch of examples through the controller; one record per example."""
+    queries = [controller.query(ex.prompt, extract=lambda text, ex=ex: spec.extract(text, ex),
+                                extract_as=lambda name, ex=ex: lambda text: spec.extract(text, ex, extractor=name))
+               for ex in examples]
+    batch = controller.run(queries)
+    records = [_record(spec, ex, policy_name, r, run_info) for ex, r in zip(examples, batch.results)]
+    if batch.allocation is not None:
+        for rec, row in zip(records, batch.allocation.rows):
             rec["allocation"] = asdict(row)
     return records
 

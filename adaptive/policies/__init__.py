@@ -27,7 +27,6 @@ from .index import IndexPolicy, parse_index
 from .schema import SCHEMA_VERSION, need, parse_stopping, plan_fields
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"
-KINDS = {"fixed": parse_fixed, "binned": parse_binned, "allocate": parse_allocate, "index": parse_index}
 
 
 def parse_policy(raw: Any, path: str = "<policy>", name: str | None = None) -> Policy:
@@ -36,8 +35,10 @@ def parse_policy(raw: Any, path: str = "<policy>", name: str | None = None) -> P
     need("schema" in raw, path, "schema", f"required: schema: {SCHEMA_VERSION}")
     need(raw["schema"] == SCHEMA_VERSION, path, "schema",
          f"{raw['schema']!r}: unsupported policy schema version (this library reads {SCHEMA_VERSION})")
+    from ..registry import policy_kinds
+
     kind = raw.get("kind")
-    need(kind in KINDS, path, "kind", f"{kind!r}: required, one of {', '.join(KINDS)}")
+    need(kind in policy_kinds, path, "kind", f"{kind!r}: required, one of {', '.join(policy_kinds.names())}")
     pname = raw.get("name", name or Path(path).stem)
     need(isinstance(pname, str) and pname, path, "name", "a non-empty string")
     desc = raw.get("description", "")
@@ -46,7 +47,7 @@ def parse_policy(raw: Any, path: str = "<policy>", name: str | None = None) -> P
     need(isinstance(meta, dict), path, "meta", "a mapping")
     common = {"name": pname, "source": path, "description": desc, "meta": meta,
               "stopping": parse_stopping(raw.get("stopping"), path), "raw": raw}
-    return KINDS[kind](raw, path, common)
+    return policy_kinds.get(kind)(raw, path, common)
 
 
 def resolve_policy_path(path_or_name) -> Path:

@@ -42,7 +42,7 @@ def parse_plan(raw: Any, path: str, key: str, base: Mapping | None = None) -> Pl
     need(isinstance(raw, Mapping), path, key, "must be a mapping of Plan fields")
     merged = {**(base or {}), **raw}
     try:
-        return Plan.from_dict(merged)
+        return Plan.from_dict(merged).check_names()
     except PlanError as e:
         raise ConfigError(f"{path}: key '{key}.{e.field}': {e}") from None
     except TypeError as e:  # e.g. a non-hashable where a name is expected
@@ -65,7 +65,7 @@ def parse_stopping(raw: Any, path: str) -> dict | None:
     if wave is not None:
         out["wave_size"] = wave
     try:  # validate once here so the error names the overlay, not a derived plan
-        Plan(stopping=out["rule"], stopping_params=out["params"], wave_size=out.get("wave_size", 0))
+        Plan(stopping=out["rule"], stopping_params=out["params"], wave_size=out.get("wave_size", 0)).check_names()
     except PlanError as e:
         sub = {"stopping": "rule", "stopping_params": "params", "wave_size": "wave_size"}.get(e.field, e.field)
         raise ConfigError(f"{path}: key 'stopping.{sub}': {e}") from None

@@ -1,9 +1,10 @@
 """Stopping rules: decide between waves whether more samples are worth drawing.
 
-Registered by name in `adaptive.registries.stopping_rules`; build one with `make_rule(name, params)`.
+One rule per module, each citing its paper; listed by name in `adaptive.registry.stopping_rules` and
+imported only when used. Build one with `make_rule(name, params)`.
 """
-from . import beta, confidence, dirichlet, entropy, esc, fixed  # noqa: F401  (registration)
 from .base import SampleView, StoppingRule, make_rule
-from .esc import esc_expected_samples
+from .esc import esc_expected_samples  # light: no scipy
+
 
 __all__ = ["SampleView", "StoppingRule", "make_rule", "esc_expected_samples"]

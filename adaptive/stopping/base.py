@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Hashable, Mapping, Protocol, Sequence
 
 from ..errors import ConfigError
-from ..registries import stopping_rules
+from ..registry import stopping_rules
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from typing import Sequence
 
 from scipy import stats
 
-from ..registries import stopping_rules
 from .base import SampleView, check_int, check_prob, real_counts, top_two
 
 
@@ -20,7 +19,6 @@ def beta_stop_probability(a: int, b: int) -> float:
     return float(stats.beta.sf(0.5, a + 1, b + 1))
 
 
-@stopping_rules.register("beta")
 class BetaRule:
     name = "beta"
 

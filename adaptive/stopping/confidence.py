@@ -26,11 +26,9 @@ import numpy as np
 
 from ..confidence import DEFAULT_WINDOW, lowest_group_confidence, mean_confidence
 from ..errors import ConfigError
-from ..registries import stopping_rules
 from .base import SampleView, check_choice, check_int, check_prob
 
 
-@stopping_rules.register("confidence")
 class ConfidenceRule:
     name = "confidence"
 

@@ -17,7 +17,6 @@ from typing import Sequence
 import numpy as np
 from scipy import integrate, stats
 
-from ..registries import stopping_rules
 from .base import SampleView, check_choice, check_int, check_prob, real_counts
 from .beta import beta_stop_probability
 
@@ -45,7 +44,6 @@ def dirichlet_leader_probability(counts: Sequence[int], *, method: str = "exact"
     return float(min(max(value, 0.0), 1.0))
 
 
-@stopping_rules.register("dirichlet")
 class DirichletRule:
     name = "dirichlet"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from ..registries import stopping_rules
 from .base import SampleView, check_int, check_prob, real_counts
 
 
@@ -28,7 +27,6 @@ def normalized_entropy(counts: Sequence[int]) -> float:
     return h / math.log2(len(counts))
 
 
-@stopping_rules.register("entropy")
 class EntropyRule:
     name = "entropy"
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..errors import InputError
-from ..registries import stopping_rules
 from .base import SampleView, check_int
 
 
@@ -49,7 +48,6 @@ def esc_expected_samples(p: Sequence[float], window: int, max_samples: int) -> f
     return window * full + rest * miss ** k_windows
 
 
-@stopping_rules.register("esc")
 class ESCRule:
     name = "esc"
 

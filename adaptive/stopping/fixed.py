@@ -3,11 +3,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..registries import stopping_rules
 from .base import SampleView
 
 
-@stopping_rules.register("fixed")
 class FixedRule:
     name = "fixed"
 

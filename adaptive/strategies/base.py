@@ -1,4 +1,9 @@
-"""What every strategy shares: its inputs, the vote, token-budget arithmetic and the Result builder."""
+"""What every strategy shares: the Query it answers, the vote, token-budget arithmetic, charged
+backend and verifier calls, and the Result builder.
+
+A strategy is a plain function `(query, plan, backend, verifier) -> Result` (listed by name in
+`adaptive.registry.strategies`); the controller builds the query and the verifier and calls it.
+"""
 from __future__ import annotations
 
 import math
@@ -9,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 from .. import timing
 from ..backends.base import Backend, Completion, PromptLike, Request, SamplingParams
-from ..compute import LatencyTargets, Ledger, detached
+from ..compute import LatencyTargets, Ledger
 from ..plan import Plan
 from ..result import Difficulty, Result, SampleRecord
 
@@ -17,8 +22,9 @@ Extract = Callable[[str], "str | None"]
 
 
 @dataclass
-class Task:
-    """One prompt as a strategy sees it."""
+class Query:
+    """One prompt being answered: what a strategy reads (prompt, answer extractor, stop strings,
+    samples already paid for) and the ledger every call made for it is charged to."""
 
     prompt: PromptLike
     extract: Extract
@@ -28,6 +34,8 @@ class Task:
     targets: LatencyTargets = field(default_factory=LatencyTargets)
     first_samples: list[Completion] = field(default_factory=list)  # already drawn (e.g. by sample_probe)
     stop: tuple[str, ...] = ()
+    # name -> extractor, used when the plan names one (a task passes the example's choices along)
+    extract_as: Callable[[str], Extract] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -54,22 +62,21 @@ def fit_wave(plan: Plan, ledger: Ledger, want: int) -> tuple[int, int]:
     return n, int(min(max_new, left // n))
 
 
-def call(backend: Backend, task: Task, n: int, params: SamplingParams, prefix: str = "",
+def call(backend: Backend, query: Query, n: int, params: SamplingParams, prefix: str = "",
          prompt: PromptLike | None = None, **kw):
-    """One backend call for this task, charged to its ledger."""
-    with detached():
-        gen = backend.generate([Request(prompt if prompt is not None else task.prompt, n=n, prefix=prefix,
-                                        raw=task.raw)], params, **kw)
-    task.ledger.add(gen.usage)
+    """One backend call for this query, charged to its ledger."""
+    gen = backend.generate([Request(prompt if prompt is not None else query.prompt, n=n, prefix=prefix,
+                                    raw=query.raw)], params, **kw)
+    query.ledger.add(gen.usage)
     return gen
 
 
-def score(task: Task, verifier, completions: Sequence[Completion]) -> list[float]:
-    """Verifier scores; any model calls the verifier makes are charged to this task."""
+def score(query: Query, verifier, completions: Sequence[Completion]) -> list[float]:
+    """Verifier scores; any model calls the verifier makes are charged to this query."""
     if not completions:
         return []
-    with task.ledger.activate(), timing.phase("verify"):
-        return verifier.score(task.prompt, completions)
+    with timing.phase("verify"):
+        return verifier.score(query.prompt, completions, ledger=query.ledger)
 
 
 def mean_logprob(c: Completion) -> float | None:
@@ -96,20 +103,12 @@ def vote(answers: Sequence[str | None], weights: Sequence[float] | None = None) 
     return winner, dict(totals)
 
 
-def run_strategy(task: Task, plan: Plan, backend: Backend, verifier=None) -> Result:
-    """Run the plan's strategy on one task."""
-    from ..registries import strategies
-
-    with timing.phase("control"):  # the strategy's own work; backend calls and verifiers time themselves
-        return strategies.get(plan.strategy)(task, plan, backend, verifier)
-
-
 def sample_record(c: Completion, answer: str | None, score: float | None = None, kept: bool = True) -> SampleRecord:
     return SampleRecord(text=c.text, answer=answer, tokens=c.n_tokens, finish_reason=c.finish_reason,
                         mean_logprob=mean_logprob(c), score=score, kept=kept)
 
 
-def finish(task: Task, plan: Plan, chosen: Completion | None, answer: str | None, samples: list[SampleRecord],
+def finish(query: Query, plan: Plan, chosen: Completion | None, answer: str | None, samples: list[SampleRecord],
            stop_reason: str, votes: dict | None = None, streamed: bool = False, text: str | None = None,
            **extra) -> Result:
     """Build the Result. The delivered stream is the chosen completion's tokens; unless they were
@@ -119,7 +118,7 @@ def finish(task: Task, plan: Plan, chosen: Completion | None, answer: str | None
     times = []
     if chosen is not None and chosen.token_times:
         times = list(chosen.token_times) if streamed else [max(t, decided) for t in chosen.token_times]
-    record = task.ledger.close(times, task.targets, finished=decided)
+    record = query.ledger.close(times, query.targets, finished=decided)
     return Result(text=text if text is not None else (chosen.text if chosen else ""), answer=answer,
                   samples=samples, plan=plan, stop_reason=stop_reason, compute=record,
-                  difficulty=task.difficulty, votes=votes or {}, extra=extra)
+                  difficulty=query.difficulty, votes=votes or {}, extra=extra)

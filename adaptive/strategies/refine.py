@@ -9,10 +9,9 @@ import re
 
 from ..backends.base import Backend
 from ..plan import Plan
-from ..registries import strategies
 from ..result import Result
 from ..verifiers.base import Verifier
-from .base import Task, call, finish, fit_wave, sample_record, sampling_params, tokens_left
+from .base import Query, call, finish, fit_wave, sample_record, sampling_params, tokens_left
 
 CRITIQUE = ("Check the answer above step by step for mistakes. If it is correct, reply with exactly "
             "'VERDICT: CORRECT'. Otherwise explain the mistake and end with 'VERDICT: WRONG'.")
@@ -24,37 +23,36 @@ def _as_messages(prompt) -> list[dict]:
     return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
 
 
-@strategies.register("refine")
-def refine(task: Task, plan: Plan, backend: Backend, verifier: Verifier | None = None) -> Result:
+def refine(query: Query, plan: Plan, backend: Backend, verifier: Verifier | None = None) -> Result:
     def one(prompt, offset):
-        n, max_new = fit_wave(plan, task.ledger, 1)
-        return call(backend, task, n, sampling_params(plan, max_new, seed_offset=offset, stop=task.stop),
+        n, max_new = fit_wave(plan, query.ledger, 1)
+        return call(backend, query, n, sampling_params(plan, max_new, seed_offset=offset, stop=query.stop),
                     prompt=prompt).completions[0][0]
 
-    draft = one(task.prompt, 0)
-    answer = task.extract(draft.text)
+    draft = one(query.prompt, 0)
+    answer = query.extract(draft.text)
     records = [sample_record(draft, answer)]
     critiques: list[str] = []
     stop_reason = "refine_steps"
     for r in range(plan.refine_steps):
-        if tokens_left(plan, task.ledger) < 2:  # a critique and a revision need at least a token each
+        if tokens_left(plan, query.ledger) < 2:  # a critique and a revision need at least a token each
             stop_reason = "token_budget"
             break
-        history = _as_messages(task.prompt) + [{"role": "assistant", "content": draft.text}]
+        history = _as_messages(query.prompt) + [{"role": "assistant", "content": draft.text}]
         critique = one(history + [{"role": "user", "content": CRITIQUE}], 2 * r + 1)
         critiques.append(critique.text)
         if _CORRECT.search(critique.text):
             stop_reason = "critique_correct"
             break
-        if tokens_left(plan, task.ledger) < 1:
+        if tokens_left(plan, query.ledger) < 1:
             stop_reason = "token_budget"
             break
         revision = one(history + [{"role": "user", "content": REVISE.format(critique=critique.text)}], 2 * r + 2)
-        new_answer = task.extract(revision.text)
+        new_answer = query.extract(revision.text)
         records.append(sample_record(revision, new_answer))
         unchanged = new_answer == answer
         draft, answer = revision, new_answer
         if unchanged:
             stop_reason = "answer_unchanged"
             break
-    return finish(task, plan, draft, answer, records, stop_reason, critiques=critiques)
+    return finish(query, plan, draft, answer, records, stop_reason, critiques=critiques)

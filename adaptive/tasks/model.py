@@ -57,13 +57,15 @@ class TaskSpec:
     grader_kwargs: dict = field(default_factory=dict)
     path: str = ""  # the YAML file it came from
 
-    def extract(self, text: str | None, ex: Example) -> str | None:
+    def extract(self, text: str | None, ex: Example, extractor: str | None = None) -> str | None:
         """The canonical answer in a model output (None if unparseable); MC tasks pass the
-        example's letters so an option the question does not have is never read."""
-        kw = dict(self.extractor_kwargs)
+        example's letters so an option the question does not have is never read. `extractor`
+        replaces the task's own (a plan that names one); the task's extractor_kwargs go with
+        the task's extractor only."""
+        kw = dict(self.extractor_kwargs) if extractor in (None, self.extractor) else {}
         if ex.choices:
             kw["choices"] = ex.choices
-        return answers.extract(self.extractor, text, **kw)
+        return answers.extract(extractor or self.extractor, text, **kw)
 
     def grade(self, pred: str | None, ex: Example) -> float:
         """Score an extracted prediction against the example's gold, in [0, 1]."""

@@ -1,12 +1,11 @@
-"""The shipped task files (``configs/tasks/*.yaml``) and their entries in the ``datasets``
-registry: one `TaskRef` per file, registered under the file's stem when `adaptive.tasks` is
-imported. Registration reads no data; `TaskRef.load` does."""
+"""The shipped task files (``configs/tasks/*.yaml``) as entries of the ``datasets`` registry: one
+`TaskRef` per file, under the file's stem, listed when the registry is first asked. Listing reads
+no data; `TaskRef.load` does."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..registries import datasets
 
 TASK_DIR = Path(__file__).resolve().parents[2] / "configs" / "tasks"
 
@@ -26,14 +25,14 @@ def shipped_task_files() -> dict[str, Path]:
     return {p.stem: p for p in sorted(TASK_DIR.glob("*.yaml"))}
 
 
-def register_shipped() -> None:
-    for name, path in shipped_task_files().items():
-        if name not in datasets:
-            datasets.register(name, TaskRef(name, path))
+def task_refs() -> dict[str, TaskRef]:
+    return {name: TaskRef(name, path) for name, path in shipped_task_files().items()}
 
 
 def list_tasks() -> list[str]:
     """Names of the registered tasks (shipped task files)."""
+    from ..registry import datasets
+
     return sorted(n for n in datasets.names() if isinstance(datasets.get(n), TaskRef))
 
 
@@ -48,6 +47,8 @@ def resolve_task(name_or_path: str | Path) -> Path:
 
             raise ConfigError(f"task file not found: {s}")
         return p
+    from ..registry import datasets
+
     ref = datasets.get(s)  # raises UnknownNameError: "unknown dataset 'x'; known: ..."
     if not isinstance(ref, TaskRef):
         from ..errors import UnknownNameError

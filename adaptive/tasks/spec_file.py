@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError
-from ..registries import extractors, graders
+from ..registry import extractors, graders
 from .model import TaskSpec
 from .rows import GOLD_FORMATS, RESERVED_FIELDS, template_names
 from .sources import check_source

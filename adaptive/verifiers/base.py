@@ -5,23 +5,23 @@ from typing import Protocol, Sequence
 
 from ..backends.base import Completion, PromptLike
 from ..errors import ConfigError
-from ..registries import verifiers
 
 
 class Verifier(Protocol):
     name: str
     needs: frozenset[str]  # backend capabilities it relies on
 
-    def score(self, prompt: PromptLike, completions: Sequence[Completion]) -> list[float]:
-        """One score per completion; `completion.text` is the whole (possibly partial) solution."""
+    def score(self, prompt: PromptLike, completions: Sequence[Completion], ledger=None) -> list[float]:
+        """One score per completion; `completion.text` is the whole (possibly partial) solution. A verifier
+        that calls a model adds each call's usage to `ledger` (the request's) when one is given."""
         ...
 
 
 def make_verifier(name: str, params: dict | None = None, backend=None) -> Verifier:
     from ..errors import CapabilityError
-    from ..registries import load_builtins
 
-    load_builtins()
+    from ..registry import verifiers
+
     factory = verifiers.get(name)
     try:
         v = factory(backend=backend, **(params or {}))

@@ -8,7 +8,6 @@ from typing import Sequence
 
 from ..backends.base import Completion, PromptLike
 from ..errors import CapabilityError, ConfigError
-from ..registries import verifiers
 
 TEMPLATE = ("Question:\n{question}\n\nProposed solution:\n{solution}\n\n"
             "Is the proposed solution correct? Answer with Yes or No only.")
@@ -40,20 +39,21 @@ class Judge:
         ids = {tok(w, add_special_tokens=False).input_ids[0] for w in (word, " " + word)}
         return sorted(ids)
 
-    def score(self, prompt: PromptLike, completions: Sequence[Completion]) -> list[float]:
+    def score(self, prompt: PromptLike, completions: Sequence[Completion], ledger=None) -> list[float]:
         if not completions:
             return []
         q = _question(prompt)
         prompts = [self.template.format(question=q, solution=c.text or "(empty)") for c in completions]
-        passes = self.backend.prompt_pass(prompts)
+        batch = self.backend.prompt_pass(prompts)
+        if ledger is not None:
+            ledger.add(batch.usage)
         out = []
-        for p in passes:
+        for p in batch.passes:
             probs = p.next_token_logprobs.exp()
             yes, no = float(probs[self.yes_ids].sum()), float(probs[self.no_ids].sum())
             out.append(yes / (yes + no) if yes + no > 0 else 0.0)
         return out
 
 
-@verifiers.register("judge")
-def _judge(backend=None, **params) -> Judge:
+def make_judge(backend=None, **params) -> Judge:
     return Judge(backend, **params)

@@ -7,7 +7,6 @@ from typing import Sequence
 from .. import confidence as C
 from ..backends.base import Completion, PromptLike
 from ..errors import ConfigError
-from ..registries import verifiers
 
 
 class MeanLogprob:
@@ -16,7 +15,7 @@ class MeanLogprob:
     name = "logprob"
     needs = frozenset({"logprobs"})
 
-    def score(self, prompt: PromptLike, completions: Sequence[Completion]) -> list[float]:
+    def score(self, prompt: PromptLike, completions: Sequence[Completion], ledger=None) -> list[float]:
         return [math.exp(sum(c.logprobs) / len(c.logprobs)) if c.logprobs else 0.0 for c in completions]
 
 
@@ -48,15 +47,13 @@ class Confidence:
             return C.lowest_group_confidence(conf, self.window)
         return C.bottom_percent_confidence(conf, self.window, percent=10)
 
-    def score(self, prompt: PromptLike, completions: Sequence[Completion]) -> list[float]:
+    def score(self, prompt: PromptLike, completions: Sequence[Completion], ledger=None) -> list[float]:
         return [self.trace(c) for c in completions]
 
 
-@verifiers.register("logprob")
-def _logprob(backend=None) -> MeanLogprob:
+def make_logprob(backend=None) -> MeanLogprob:
     return MeanLogprob()
 
 
-@verifiers.register("confidence")
-def _confidence(backend=None, **params) -> Confidence:
+def make_confidence(backend=None, **params) -> Confidence:
     return Confidence(**params)

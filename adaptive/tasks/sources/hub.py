@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 from ...errors import AdaptiveError
+from . import SourceKind
 
 
 def read(source: dict, task_path: Path, report):
@@ -23,3 +24,6 @@ def read(source: dict, task_path: Path, report):
                             f"(needs network access): {type(e).__name__}: {e}") from None
     for row in ds:
         yield dict(row)
+
+
+SOURCE = SourceKind(read, ("path",), ("name", "split", "revision"))

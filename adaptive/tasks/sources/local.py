@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from .files import resolve
+from . import SourceKind
 
 
 def read_jsonl(source: dict, task_path: Path, report):
@@ -28,3 +29,7 @@ def read_csv(source: dict, task_path: Path, report):
     path = resolve(source, task_path)
     with open(path, encoding="utf-8", newline="") as f:
         yield from csv.DictReader(f, delimiter=source.get("delimiter", ","))
+
+
+JSONL_SOURCE = SourceKind(read_jsonl, ("path",), ("package",))
+CSV_SOURCE = SourceKind(read_csv, ("path",), ("package", "delimiter"))

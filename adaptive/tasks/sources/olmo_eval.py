@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from .files import resolve
+from . import SourceKind
 
 
 def _question_text(query: str) -> str:
@@ -41,3 +42,6 @@ def read(source: dict, task_path: Path, report):
                 doc["question_text"] = _question_text(doc["query"])
             doc.setdefault("_doc_id", req.get("doc_id"))
             yield doc
+
+
+SOURCE = SourceKind(read, ("dir",), ("unique_by", "package"))

@@ -20,6 +20,7 @@ import zlib
 from pathlib import Path
 
 from ...errors import AdaptiveError, ConfigError
+from . import SourceKind
 
 _INT = re.compile(r"\d+")
 
@@ -95,3 +96,6 @@ def read(source: dict, task_path: Path, report):
     else:
         for items in per_level:
             yield from items
+
+
+SOURCE = SourceKind(read, ("levels",), ("dataset", "seed", "size", "max_operand", "interleave"))
