@@ -1,7 +1,7 @@
 """The Python API: AdaptiveGenerator wraps a model and runs prompt -> Estimator -> Policy -> Plan ->
 Strategy -> Result.
 
-`policy` is a Plan (every prompt runs it), or a policy file / name from policies/ (fixed, binned by
+`policy` is a Plan (every prompt runs it), or a policy file / shipped policy name (fixed, binned by
 difficulty, or a batch allocation), whose estimator scores each prompt first. Without one, every prompt
 runs the default Plan: 4 samples, majority vote. Per-call Plan fields (`samples=8`, `stopping="beta"`)
 override the policy with one fixed Plan for that call.
