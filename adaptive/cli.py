@@ -8,15 +8,7 @@ import os
 import sys
 
 from .errors import AdaptiveError
-
-
-def _quiet_transformers() -> None:
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+from .models import quiet_transformers
 
 
 def summary_line(result) -> str:
@@ -201,7 +193,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        _quiet_transformers()
+        quiet_transformers()
         return args.func(args)
     except AdaptiveError as e:
         print(f"adaptive: error: {e}", file=sys.stderr)

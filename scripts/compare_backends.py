@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from servers.transformers_serve import start_transformers_serve  # noqa: E402
 
-from adaptive.cli import _quiet_transformers  # noqa: E402
+from adaptive.models import quiet_transformers  # noqa: E402
 
 
 def main() -> int:
@@ -24,7 +24,7 @@ def main() -> int:
     ap.add_argument("--config", default="backend_compare", help="eval config: a file, or a shipped one by name")
     ap.add_argument("--out", default="runs/backend_compare")
     args = ap.parse_args()
-    _quiet_transformers()
+    quiet_transformers()
     from adaptive.backends.factory import make_backend
     from adaptive.evaluate import load_config, run_eval
     from adaptive.evaluate.report import load_run, summarize
