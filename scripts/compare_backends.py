@@ -11,12 +11,8 @@ import shutil
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from servers.transformers_serve import start_transformers_serve  # noqa: E402
-
-from adaptive.models import quiet_transformers  # noqa: E402
+from adaptive.models import quiet_transformers
+from adaptive.testing.transformers_serve import start_transformers_serve
 
 
 def main() -> int:
