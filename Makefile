@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 
 # The main job: the default evaluation on the embedded model (a few minutes on 2 CPU cores).
 demo: setup
-	$(BIN)/adaptive eval --config configs/eval/default.yaml --out runs/default
+	$(BIN)/adaptive eval --config default --out runs/default
 
 generate: setup
 	$(BIN)/adaptive generate "Tom has 3 apples and buys 4 more. How many apples does he have? Answer with a number." --samples 4 --max-new-tokens 64 --seed 0

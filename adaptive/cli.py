@@ -8,16 +8,8 @@ import os
 import sys
 
 from .errors import AdaptiveError
+from .models import quiet_transformers
 from .plan import Plan
-
-
-def _quiet_transformers() -> None:
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
 
 
 def summary_line(result) -> str:
@@ -169,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_generate)
 
     e = sub.add_parser("eval", help="evaluate policies on a task; writes records, a report and plots (resumable)")
-    e.add_argument("--config", default="configs/eval/default.yaml", help="YAML run config (configs/eval/)")
+    e.add_argument("--config", default="default",
+                   help="YAML run config: a file, or a shipped config by name (default, gsm8k, ...)")
     e.add_argument("--policy", default=None, help="comma-separated policy names from the config (default: all)")
     e.add_argument("--limit", type=int, default=None, help="number of prompts (overrides the config)")
     e.add_argument("--out", default=None, help="run directory (default runs/<config name>); reused = resume")
@@ -200,14 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     u.set_defaults(func=main_tune)
 
     b = sub.add_parser("bench", help="measure load time, tokens/s and batching ratios on this machine")
-    b.add_argument("--config", default=None, help="YAML bench config (configs/bench/*.yaml)")
+    b.add_argument("--config", default=None,
+                   help="YAML bench config: a file, or a shipped one by name (default, quick, sweep)")
     b.add_argument("--model", default=None)
     b.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     b.add_argument("--out", default="runs/bench")
     b.add_argument("--only", default=None, help="comma-separated sections (load, throughput, ..., stopping)")
     b.add_argument("--sweep", action="store_true",
                    help="inference-time factors instead: batch size, precision, quantization, attention, compile "
-                        "(configs/bench/sweep.yaml)")
+                        "(the shipped `sweep` config unless --config)")
     b.set_defaults(func=cmd_bench)
     return p
 
@@ -219,7 +213,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        _quiet_transformers()
+        quiet_transformers()
         return args.func(args)
     except AdaptiveError as e:
         print(f"adaptive: error: {e}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """The Python API: AdaptiveGenerator wraps a model (or a server) and answers prompts through the
 controller (adaptive/controller.py): prompt -> Estimator -> Policy -> Plan -> Strategy -> Result.
 
-`policy` is a policy file or name (fixed, binned by difficulty, or a batch allocation; its estimator
+`policy` is a policy file or shipped policy name (fixed, binned by difficulty, or a batch allocation; its estimator
 scores each prompt first) or a Policy; `plan` (or a Plan given as `policy`) fixes one Plan for every
 prompt. Without either, every prompt runs the default Plan: 4 samples, majority vote. Per-call Plan
 fields (`samples=8`, `stopping="beta"`) override the policy with one fixed Plan for that call.

@@ -25,6 +25,17 @@ EMBEDDED_ID = "embedded:SmolLM2-135M-Instruct"
 MANIFEST = "adaptive-manifest.json"
 
 
+def quiet_transformers() -> None:
+    """Silence transformers' info/warning logs and progress bars (for command lines and scripts; an
+    explicit TRANSFORMERS_VERBOSITY or HF_HUB_DISABLE_PROGRESS_BARS in the environment is kept)."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def cache_root() -> Path:
     base = os.environ.get("ADAPTIVE_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "adaptive")

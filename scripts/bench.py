@@ -1,4 +1,4 @@
-"""Thin entry point: python scripts/bench.py [--config configs/bench/default.yaml] [--quick]."""
+"""Thin entry point: python scripts/bench.py [--config default] [--quick]."""
 import sys
 
 from adaptive.cli import main

@@ -1,7 +1,7 @@
 """Run one eval config on the local HF backend and on `transformers serve` (an OpenAI-compatible server
 on 127.0.0.1 with the same embedded model), then print accuracy and token counts side by side.
 
-python scripts/compare_backends.py [--config configs/eval/backend_compare.yaml]
+python scripts/compare_backends.py [--config backend_compare]   # a file, or a shipped eval config by name
 """
 from __future__ import annotations
 
@@ -11,20 +11,16 @@ import shutil
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from servers.transformers_serve import start_transformers_serve  # noqa: E402
-
-from adaptive.cli import _quiet_transformers  # noqa: E402
+from adaptive.models import quiet_transformers
+from adaptive.testing.transformers_serve import start_transformers_serve
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=str(ROOT / "configs/eval/backend_compare.yaml"))
+    ap.add_argument("--config", default="backend_compare", help="eval config: a file, or a shipped one by name")
     ap.add_argument("--out", default="runs/backend_compare")
     args = ap.parse_args()
-    _quiet_transformers()
+    quiet_transformers()
     from adaptive.backends.factory import make_backend
     from adaptive.evaluate import load_config, run_eval
     from adaptive.evaluate.report import load_run, summarize

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from adaptive.cli import _quiet_transformers
+from adaptive.models import quiet_transformers
 
 # name -> (kind, constructor kwargs); "probe" is the default probe (C by grouped CV on the training prompts),
 # the others show what each option adds.
@@ -40,7 +40,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)  # the machine is shared; the work is small
-    _quiet_transformers()
+    quiet_transformers()
     from adaptive.backends.hf import HFBackend
     from adaptive.estimators.compare import METRICS, compare, summarize
     from adaptive.estimators.train import load_labels

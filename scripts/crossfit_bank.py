@@ -7,7 +7,7 @@ import argparse
 import random
 import sys
 
-from adaptive.cli import _quiet_transformers
+from adaptive.models import quiet_transformers
 
 
 def main() -> int:
@@ -18,7 +18,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    _quiet_transformers()
+    quiet_transformers()
     from adaptive.bank import Bank
     from adaptive.estimators import make_estimator
     from adaptive.estimators.train import load_labels

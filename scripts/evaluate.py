@@ -1,4 +1,4 @@
-"""Thin entry point: python scripts/evaluate.py [--config configs/eval/default.yaml] [--limit N] [--out DIR]."""
+"""Thin entry point: python scripts/evaluate.py [--config default] [--limit N] [--out DIR]."""
 import sys
 
 from adaptive.cli import main

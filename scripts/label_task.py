@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from adaptive.backends.base import SamplingParams
-from adaptive.cli import _quiet_transformers
+from adaptive.models import quiet_transformers
 
 
 def main() -> int:
@@ -26,7 +26,7 @@ def main() -> int:
                     help="keep examples whose meta KEY equals VALUE (e.g. difficulty=easy); repeatable")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    _quiet_transformers()
+    quiet_transformers()
     from adaptive.backends.hf import HFBackend
     from adaptive.estimators.train import build_labels
     from adaptive.tasks import load_task

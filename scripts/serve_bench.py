@@ -1,5 +1,5 @@
 """OpenAIBackend figures: throughput at concurrency 1 vs 8 against a local `transformers serve` on the
-embedded model, and fault-injection counters against the fake server (tests/servers/fake_openai.py).
+embedded model, and fault-injection counters against the fake server (adaptive/testing/fake_openai.py).
 
     .venv/bin/python scripts/serve_bench.py [--requests 8] [--max-new-tokens 32] [--skip-real]
 """
@@ -7,18 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from servers.fake_openai import FakeOpenAIServer  # noqa: E402
-from servers.transformers_serve import start_transformers_serve  # noqa: E402
-
-from adaptive.backends.base import Request, SamplingParams  # noqa: E402
-from adaptive.backends.openai import OpenAIBackend  # noqa: E402
+from adaptive.backends.base import Request, SamplingParams
+from adaptive.backends.openai import OpenAIBackend
+from adaptive.testing.fake_openai import FakeOpenAIServer
+from adaptive.testing.transformers_serve import start_transformers_serve
 
 
 def throughput(url: str, model: str, concurrency: int, n_requests: int, max_new: int) -> dict:
@@ -79,7 +74,7 @@ def main() -> None:
             print(json.dumps(one))
             print(json.dumps(eight))
             print(f"throughput ratio concurrency 8 / 1: {out['ratio_c8_over_c1']:.2f}x")
-    dest = ROOT / "runs" / "bench" / "serve_bench.json"
+    dest = Path("runs") / "bench" / "serve_bench.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(out, indent=2))
     print("wrote", dest)

@@ -7,6 +7,7 @@ import gzip
 import importlib.util
 import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -245,6 +246,18 @@ def test_math_timeout_from_worker_thread(caplog):
     assert out["warm"] == 1.0 and out["slow"] == 0.0 and out["after"] == 1.0
     assert out["elapsed"] < 2.5
     assert any("timed out" in r.getMessage() for r in caplog.records)
+
+
+def test_worker_env_puts_a_source_tree_first_but_never_site_packages(monkeypatch):
+    from adaptive.answers import bounded
+
+    root = str(Path(bounded.__file__).resolve().parents[2])
+    monkeypatch.setattr(bounded.site, "getsitepackages", lambda: ["/nowhere"])
+    assert bounded.worker_env({"PYTHONPATH": "/x"})["PYTHONPATH"] == root + os.pathsep + "/x"
+    assert bounded.worker_env({})["PYTHONPATH"] == root
+    monkeypatch.setattr(bounded.site, "getsitepackages", lambda: [root])  # an installed wheel
+    assert bounded.worker_env({"PYTHONPATH": "/x"})["PYTHONPATH"] == "/x"
+    assert "PYTHONPATH" not in bounded.worker_env({})
 
 
 # -------------------------------------------------------------------------------- multiple choice

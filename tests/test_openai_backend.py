@@ -1,27 +1,23 @@
-"""OpenAIBackend against a local fake OpenAI-compatible server (tests/servers/fake_openai.py), and one
+"""OpenAIBackend against a local fake OpenAI-compatible server (adaptive/testing/fake_openai.py), and one
 test against a real `transformers serve` on the embedded model (marked `model`)."""
 from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from servers.fake_openai import FakeOpenAIServer  # noqa: E402
-
-from adaptive.answers import extractor_for  # noqa: E402
-from adaptive.backends.base import Request, SamplingParams  # noqa: E402
-from adaptive.backends.factory import make_backend  # noqa: E402
-from adaptive.backends.openai import OpenAIBackend  # noqa: E402
-from adaptive.compute import Ledger  # noqa: E402
-from adaptive.errors import AdaptiveError, CapabilityError, ConfigError  # noqa: E402
-from adaptive.plan import Plan  # noqa: E402
-from adaptive.strategies import Query  # noqa: E402
-from adaptive.strategies.sampling import run_sampling_batch  # noqa: E402
+from adaptive.answers import extractor_for
+from adaptive.backends.base import Request, SamplingParams
+from adaptive.backends.factory import make_backend
+from adaptive.backends.openai import OpenAIBackend
+from adaptive.compute import Ledger
+from adaptive.errors import AdaptiveError, CapabilityError, ConfigError
+from adaptive.plan import Plan
+from adaptive.strategies import Query
+from adaptive.strategies.sampling import run_sampling_batch
+from adaptive.testing.fake_openai import FakeOpenAIServer
 
 NUMBER = extractor_for("number")
 
@@ -278,7 +274,7 @@ def test_concurrency_is_bounded_by_max_in_flight():
 @pytest.fixture(scope="module")
 def real_server():
     """`transformers serve` on the embedded model (converted copy), CPU, bounded startup, always stopped."""
-    from servers.transformers_serve import start_transformers_serve
+    from adaptive.testing.transformers_serve import start_transformers_serve
 
     srv = start_transformers_serve(startup_s=75)
     if isinstance(srv, str):

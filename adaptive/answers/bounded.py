@@ -20,6 +20,7 @@ import json
 import os
 import queue
 import signal
+import site
 import subprocess
 import sys
 import threading
@@ -80,16 +81,26 @@ def _call_with_alarm(fn, args, timeout: float):
         signal.signal(signal.SIGALRM, previous)
 
 
+def worker_env(environ=None) -> dict:
+    """The worker's environment: it must import this same `adaptive`. An installed package (a wheel in
+    site-packages) is found by the interpreter as it is, and putting site-packages on PYTHONPATH would put
+    it ahead of the standard library; a source tree (a checkout, imported from its root or through sys.path
+    or an editable install) goes first on PYTHONPATH."""
+    env = dict(os.environ if environ is None else environ)
+    root = Path(__file__).resolve().parents[2]  # the folder holding the `adaptive` package
+    site_dirs = {Path(p).resolve() for p in (*site.getsitepackages(), site.getusersitepackages())}
+    if root not in site_dirs:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(root), env.get("PYTHONPATH"))))
+    return env
+
+
 class _Worker:
     """One subprocess serving JSON-line requests; a reader thread feeds replies into a queue."""
 
     def __init__(self, preload: str):
-        root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "") if env.get("PYTHONPATH") else root
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "adaptive.answers.worker", preload],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, bufsize=1,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=worker_env(), text=True, bufsize=1,
         )
         self.replies: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()

@@ -1,8 +1,8 @@
 """`adaptive bank`: draw K samples per prompt with the eval runner and save them as a sample bank.
 
-    adaptive bank --config configs/tune/bank_arith.yaml --out banks/arith.jsonl [--samples 16] [--limit N]
+    adaptive bank --config bank_arith --out banks/arith.jsonl [--samples 16] [--limit N]
 
-The config is an ordinary eval config (configs/eval format). With `--samples K` its first sampling
+The config is an ordinary eval config (a file, or a shipped one by name). With `--samples K` its first sampling
 policy's plan is turned into one fixed-K policy (max_samples K, all in one wave, stopping fixed) named
 `bank_k<K>`; otherwise `--policy NAME` (or the config's only policy) is used as it is. The run goes through
 `adaptive.evaluate.run_eval` into `--run-dir` (default runs/bank_<config name>; resumable like any eval
@@ -19,7 +19,7 @@ from .bank import SAMPLING, Bank
 
 def add_bank_arguments(p) -> None:
     """Flags for `adaptive bank` (for cli.py to call on its subparser)."""
-    p.add_argument("--config", required=True, help="eval config (configs/eval or configs/tune/bank_*.yaml)")
+    p.add_argument("--config", required=True, help="eval config: a file, or a shipped one by name (bank_arith)")
     p.add_argument("--out", required=True, help="bank file to write (JSONL)")
     p.add_argument("--samples", type=int, default=None, help="K: run one fixed-K sampling policy")
     p.add_argument("--policy", default=None, help="use this policy of the config as it is (instead of --samples)")

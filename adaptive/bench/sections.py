@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from ..backends.base import Request, SamplingParams
+from ..resources import resolve
 from .memory import peak_mb
 
 FILLER = ("The history of mathematics spans many civilizations, each adding methods for counting, "
@@ -381,8 +382,8 @@ def main(args) -> int:
     if getattr(args, "sweep", False):
         from .sweep import main as sweep_main
 
-        return sweep_main(args.config or "configs/bench/sweep.yaml", args.model, args.out)
-    cfg_path = args.config or ("configs/bench/quick.yaml" if args.quick else "configs/bench/default.yaml")
+        return sweep_main(args.config or "sweep", args.model, args.out)
+    cfg_path = resolve("bench", args.config or ("quick" if args.quick else "default"))
     with open(cfg_path) as f:
         config = yaml.safe_load(f)
     if args.model:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError, InputError
+from ..resources import resolve
 
 SETTING_KEYS = {"name", "dtype", "quantization", "attention", "compile", "shared_prefix", "shared_prefix_min_tokens",
                 "cuda_only", "timeout_s"}
@@ -259,8 +260,10 @@ def plot_sweep(rows: list[dict], path: Path) -> Path:
 
 
 def main(config_path: str, model: str | None, out: str) -> int:
+    """`config_path`: a file, or the name of a shipped bench config (`sweep`)."""
     import yaml
 
+    config_path = str(resolve("bench", config_path))
     with open(config_path) as fh:
         cfg = yaml.safe_load(fh)
     check_config(cfg, config_path)

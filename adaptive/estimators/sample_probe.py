@@ -11,7 +11,7 @@ Contract with the sampling strategy — the sample is not wasted:
   * Without them it draws one sample per prompt in ONE `backend.generate` call with `self.params`
     (defaults: 256 new tokens, temperature 0.7, top_logprobs 5), and keeps them in `last_samples`
     (aligned with the prompts; `last_generation` holds the Generation for its usage). The caller puts
-    `last_samples[i]` into `Task.first_samples` so the strategy counts it as its first sample.
+    `last_samples[i]` into `Query.first_samples` so the strategy counts it as its first sample.
     `draw(prompts)` does just the sampling.
 The first sample should come from the same sampling settings the strategy uses, or be re-weighted by it.
 """

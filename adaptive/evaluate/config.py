@@ -11,6 +11,7 @@ import yaml
 
 from ..errors import ConfigError, PlanError
 from ..plan import Plan
+from ..resources import resolve
 
 TOP_KEYS = {"task", "limit", "seed", "shuffle", "where", "on_bad_row", "model", "backend", "batch_size",
             "policies", "latency_targets", "description", "estimator", "timing"}
@@ -103,13 +104,8 @@ def parse_config(raw: Any, path: str = "<config>") -> EvalConfig:
 
 
 def load_config(path: str | Path) -> EvalConfig:
-    p = Path(path)
-    if not p.is_file():
-        shipped = Path(__file__).resolve().parents[2] / "configs" / "eval" / f"{path}.yaml"
-        if shipped.is_file():
-            p = shipped
-        else:
-            raise ConfigError(f"eval config {str(path)!r} not found (a path, or a name in configs/eval/)")
+    """Read and validate an eval config: a file path, or the name of a shipped one (`default`)."""
+    p = resolve("eval", path)
     try:
         raw = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:

@@ -1,7 +1,7 @@
 """Policy files: declarative difficulty (+ budget) -> Plan per prompt.
 
     from adaptive.policies import load_policy
-    policy = load_policy("binned_default")            # policies/binned_default.yaml, or any path
+    policy = load_policy("binned_default")            # a shipped policy by name, or any path
     plans = policy.plans(prompts, difficulties)        # one Plan per prompt
 
 Kinds (one module each): fixed.py (one Plan), binned.py (difficulty bin -> Plan), allocate.py (batch budget
@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..resources import resolve
 from .allocate import AllocatePolicy, AllocationReport, AllocationRow, parse_allocate
 from .allocator import greedy_allocate
 from .base import PlanBatch, Policy, as_difficulty
@@ -26,7 +27,6 @@ from .fixed import FixedPolicy, parse_fixed
 from .index import IndexPolicy, parse_index
 from .schema import SCHEMA_VERSION, need, parse_stopping, plan_fields
 
-POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"
 
 
 def parse_policy(raw: Any, path: str = "<policy>", name: str | None = None) -> Policy:
@@ -51,20 +51,12 @@ def parse_policy(raw: Any, path: str = "<policy>", name: str | None = None) -> P
 
 
 def resolve_policy_path(path_or_name) -> Path:
-    p = Path(path_or_name)
-    if p.is_file():
-        return p
-    s = str(path_or_name)
-    if "/" not in s and "\\" not in s:
-        for cand in (POLICY_DIR / f"{s}.yaml", POLICY_DIR / s):
-            if cand.is_file():
-                return cand
-    known = sorted(q.stem for q in POLICY_DIR.glob("*.yaml")) if POLICY_DIR.is_dir() else []
-    raise ConfigError(f"policy {s!r} not found (a path, or a name in policies/: {', '.join(known) or 'none'})")
+    """An existing file path as given, else the shipped policy a bare name names; else ConfigError listing them."""
+    return resolve("policies", path_or_name)
 
 
 def load_policy(path_or_name) -> Policy:
-    """Load and validate a policy file; a bare name resolves to policies/<name>.yaml."""
+    """Load and validate a policy file; a bare name resolves to a shipped policy (adaptive/resources/policies/)."""
     if isinstance(path_or_name, Policy):
         return path_or_name
     p = resolve_policy_path(path_or_name)

@@ -43,17 +43,15 @@ class Policy:
         return False
 
     def estimator_path(self) -> Path | None:
-        """The estimator file, resolved: absolute, relative to the working dir, or to the policy's folder."""
+        """The estimator file, resolved: absolute, relative to the working dir, or to the policy's folder
+        (as written; a missing file is reported by whoever loads it)."""
         if not self.estimator:
             return None
         p = Path(self.estimator)
         if p.is_absolute() or p.exists():
             return p
         near = Path(self.source).parent / p
-        if near.exists():
-            return near
-        root = Path(__file__).resolve().parents[2] / p
-        return root if root.exists() else p
+        return near if near.exists() else p
 
     def plan_batch(self, prompts: Sequence, difficulties: Sequence[Difficulty] | None = None,
                    budget=None) -> PlanBatch:

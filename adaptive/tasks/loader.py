@@ -43,7 +43,7 @@ def _apply_where(spec: TaskSpec, examples: list[Example], where: dict, report: L
 
 def load_task(name_or_path: str | Path, *, limit: int | None = None, seed: int = 0, shuffle: bool = False,
               where: dict | None = None, on_bad_row: str = "error") -> tuple[TaskSpec, list[Example], LoadReport]:
-    """Load a task by registered name (``configs/tasks/<name>.yaml``) or by YAML path.
+    """Load a task by registered name (``adaptive/resources/tasks/<name>.yaml``) or by YAML path.
 
     ``where`` keeps examples whose ``meta`` matches every key (a list value means any of);
     ``limit`` applies after the optional seeded ``shuffle``, so ``(seed, limit)`` picks a fixed

@@ -1,13 +1,12 @@
-"""The shipped task files (``configs/tasks/*.yaml``) as entries of the ``datasets`` registry: one
-`TaskRef` per file, under the file's stem, listed when the registry is first asked. Listing reads
-no data; `TaskRef.load` does."""
+"""The shipped task files (``adaptive/resources/tasks/*.yaml``) as entries of the ``datasets``
+registry: one `TaskRef` per file, under the file's stem, listed when the registry is first asked.
+Listing reads no data; `TaskRef.load` does."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-
-TASK_DIR = Path(__file__).resolve().parents[2] / "configs" / "tasks"
+from .. import resources
 
 
 @dataclass(frozen=True)
@@ -22,7 +21,7 @@ class TaskRef:
 
 
 def shipped_task_files() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(TASK_DIR.glob("*.yaml"))}
+    return {name: resources.shipped("tasks", name) for name in resources.shipped_names("tasks")}
 
 
 def task_refs() -> dict[str, TaskRef]:
@@ -37,16 +36,18 @@ def list_tasks() -> list[str]:
 
 
 def resolve_task(name_or_path: str | Path) -> Path:
-    """A YAML path as given, or the file of a registered task name (UnknownNameError lists the
-    known names)."""
+    """An existing file path as given, else the file of a registered task name: the shipped tasks and any
+    registered since (UnknownNameError lists the known names); a path that is not a file is a ConfigError
+    listing the shipped tasks."""
     s = str(name_or_path)
     p = Path(s).expanduser()
-    if isinstance(name_or_path, Path) or s.endswith((".yaml", ".yml")) or "/" in s or "\\" in s:
-        if not p.is_file():
-            from ..errors import ConfigError
-
-            raise ConfigError(f"task file not found: {s}")
+    if p.is_file():
         return p
+    if not resources.is_bare_name(name_or_path) or s.endswith(resources.SUFFIXES):
+        hit = resources.shipped("tasks", s) if resources.is_bare_name(name_or_path) else None
+        if hit is None:
+            raise resources.not_found("tasks", s)
+        return hit
     from ..registry import datasets
 
     ref = datasets.get(s)  # raises UnknownNameError: "unknown dataset 'x'; known: ..."

@@ -1,4 +1,4 @@
-"""The tuner's search space (configs/tune/*.yaml), validated like every other file: errors name the file
+"""The tuner's search space (a file, or a shipped one: adaptive/resources/tune/*.yaml), validated like every other file: errors name the file
 and the key.
 
     schema: 1
@@ -10,22 +10,22 @@ and the key.
     stopping: {caps: null, wave_sizes: [1, 2, 4], rules: {beta: {threshold: [...]}, esc: {window: [...]}}}
     binned: {caps: null}      # per-bin sample-cap choices
     allocate: {curves: [best_of_b, majority], means: null, per_prompt_cap: null}
-null means "derived from --budgets" (see each key in configs/tune/default.yaml).
+null means "derived from --budgets" (see each key in adaptive/resources/tune/default.yaml).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 
 from ..errors import ConfigError
 from ..policies.schema import check_keys, is_int, is_num, need
+from ..resources import resolve
 
 FAMILIES = ("fixed", "stopping", "binned", "allocate")
 TOP = {"schema", "seeds", "held_out", "split_seed", "match_tolerance", "families", "stopping", "binned",
        "allocate", "description"}
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "configs" / "tune" / "default.yaml"
+DEFAULT = "default"  # the shipped search space (adaptive/resources/tune/default.yaml)
 
 
 @dataclass
@@ -111,12 +111,8 @@ def parse_tune_config(raw, path: str = "<tune config>") -> TuneConfig:
 
 
 def load_tune_config(path=None) -> TuneConfig:
-    p = Path(path) if path else DEFAULT_PATH
-    if not p.is_file():
-        shipped = DEFAULT_PATH.parent / f"{path}.yaml"
-        if not shipped.is_file():
-            raise ConfigError(f"tune config {str(path)!r} not found (a path, or a name in configs/tune/)")
-        p = shipped
+    """Read and validate a search space: a file path, or the name of a shipped one (default: `default`)."""
+    p = resolve("tune", path or DEFAULT)
     try:
         raw = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:

@@ -1,4 +1,4 @@
-"""Start `transformers serve` on the embedded model as a subprocess (for tests and scripts/serve_bench.py).
+"""Start `transformers serve` on the embedded model as a subprocess (for tests and scripts: serve_bench.py, compare_backends.py).
 
 `start_transformers_serve()` returns a RealServer (url, model, stop()) or, when it cannot start (missing
 FastAPI/Uvicorn, no model, no health answer within `startup_s`), a string saying why. The process runs in
