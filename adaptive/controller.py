@@ -74,14 +74,15 @@ class Controller:
     # -- the pipeline ----------------------------------------------------------------------------
     def run(self, queries: Sequence[Query], *, budget=None, difficulties: Sequence | None = None,
             policy=None) -> Batch:
-        """Estimate (if the policy needs it and none are given), plan, execute. `policy` replaces the
-        controller's own for this call."""
+        """Estimate (when there is an estimator and no difficulties are given: a policy may need them, and
+        every Result reports its prompt's difficulty), plan, execute. `policy` replaces the controller's own
+        for this call."""
         policy = policy or self.policy
         with timing.timing(self.time_breakdown or timing.enabled()):
             if not queries:
                 return Batch([])
             diffs = difficulties
-            if diffs is None and self.estimator is not None and policy.needs_estimator:
+            if diffs is None and self.estimator is not None:
                 diffs = self.estimate(queries)
             with timing.phase("control"):
                 planned = policy.plan_batch([q.prompt for q in queries], diffs, budget)
