@@ -11,7 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from adaptive.models import quiet_transformers
+from adaptive.backends.hf.loading import quiet_transformers
 from adaptive.testing.transformers_serve import start_transformers_serve
 
 
@@ -24,7 +24,7 @@ def main() -> int:
     from adaptive.backends.factory import make_backend
     from adaptive.evaluate import load_config, run_eval
     from adaptive.evaluate.report import load_run, summarize
-    from adaptive.models import embedded_model_dir
+    from adaptive.backends.hf.loading import embedded_model_dir
 
     config = load_config(args.config)
     rows = {}

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from adaptive.models import quiet_transformers
+from adaptive.backends.hf.loading import quiet_transformers
 
 # name -> (kind, constructor kwargs); "probe" is the default probe (C by grouped CV on the training prompts),
 # the others show what each option adds.

@@ -7,7 +7,7 @@ import argparse
 import random
 import sys
 
-from adaptive.models import quiet_transformers
+from adaptive.backends.hf.loading import quiet_transformers
 
 
 def main() -> int:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from adaptive.backends.base import SamplingParams
-from adaptive.models import quiet_transformers
+from adaptive.backends.hf.loading import quiet_transformers
 
 
 def main() -> int:

@@ -22,9 +22,10 @@ from adaptive.estimators import metrics as M
 from adaptive.estimators import persistence
 from adaptive.estimators.heuristic import FEATURE_NAMES as TEXT_NAMES
 from adaptive.estimators.heuristic import text_features
-from adaptive.estimators.model import ModelSpec
+from adaptive.estimators.regression import ModelSpec
 from adaptive.estimators.probe import next_token_stats, resolve_layers
-from adaptive.estimators.train import (build_labels, load_labels, main_train, normalize_records, split_by_prompt,
+from adaptive.cli.train_estimator import run as main_train
+from adaptive.estimators.train import (build_labels, load_labels, normalize_records, split_by_prompt,
                                        train_estimator, write_jsonl)
 from adaptive.registry import estimators as registry
 from adaptive.result import Difficulty
@@ -672,7 +673,8 @@ def test_main_train_heuristic(tmp_path, capsys):
 
 
 def test_cli_argument_helper():
-    from adaptive.estimators.train import _parse_numbers, add_train_arguments
+    from adaptive.cli.train_estimator import _parse_numbers
+    from adaptive.cli.train_estimator import add_arguments as add_train_arguments
 
     p = argparse.ArgumentParser()
     add_train_arguments(p)

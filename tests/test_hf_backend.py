@@ -98,7 +98,7 @@ def test_bad_input_is_a_clear_error(hf_backend, bad, msg):
 
 
 def test_unknown_device_is_a_clear_error():
-    from adaptive.models import resolve_device
+    from adaptive.backends.hf.loading import resolve_device
 
     with pytest.raises(InputError, match="unknown device 'tpu'"):
         resolve_device("tpu")

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from adaptive.errors import InputError
-from adaptive.load_options import ModelOptions, check_supported
-from adaptive.models import load_model
+from adaptive.backends.hf.load_options import ModelOptions, check_supported
+from adaptive.backends.hf.loading import load_model
 
 
 @pytest.mark.parametrize("opts, device, dtype, msg", [
@@ -43,7 +43,7 @@ def test_half_precision_without_kernels_is_a_clear_error(monkeypatch):
 
 
 def test_bad_setting_fails_before_loading(monkeypatch):
-    import adaptive.models as models
+    import adaptive.backends.hf.loading as models
 
     monkeypatch.setattr(models, "embedded_model_dir", lambda: pytest.fail("loaded a model before checking"))
     with pytest.raises(InputError, match="bitsandbytes|CUDA"):

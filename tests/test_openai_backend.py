@@ -32,7 +32,7 @@ def backend(srv, **kw) -> OpenAIBackend:
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from adaptive.models import embedded_model_dir
+    from adaptive.backends.hf.loading import embedded_model_dir
 
     return AutoTokenizer.from_pretrained(embedded_model_dir())
 

@@ -1,7 +1,7 @@
 """PrefixCache bookkeeping (no model): longest common prefix, at least one token left, LRU by tokens."""
 import torch
 
-from adaptive.backends.prefix_cache import PrefixCache, common_prefix
+from adaptive.backends.hf.prefix_cache import PrefixCache, common_prefix
 
 
 def kv(n):

@@ -7,7 +7,7 @@ from scipy.stats import chisquare
 
 from adaptive.backends.base import Request, SamplingParams
 from adaptive.backends.hf import HFBackend
-from adaptive.backends.sampling import filter_logits
+from adaptive.backends.hf.sampler import filter_logits
 
 pytestmark = pytest.mark.model
 

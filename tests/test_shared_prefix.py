@@ -6,7 +6,7 @@ import torch
 
 from adaptive.backends.base import Request, SamplingParams
 from adaptive.backends.hf import HFBackend
-from adaptive.backends.shared_prefix import SharedPrefixState, shared_prefix_attention
+from adaptive.backends.hf.shared_prefix import SharedPrefixState, shared_prefix_attention
 
 
 class _Module:
@@ -107,7 +107,7 @@ def test_shared_prefix_decode_matches_expanded_cache(hf_backend):
 
 @pytest.mark.model
 def test_kernel_is_used_only_where_it_pays(hf_backend, monkeypatch):
-    import adaptive.backends.hf as hf
+    import adaptive.backends.hf.backend as hf
 
     used = []
     real = hf._SharedKV
@@ -132,7 +132,7 @@ class _Model:
 def test_which_models_use_the_shared_prefix_kernel():
     from transformers import Gemma2Config, MistralConfig, Qwen2Config
 
-    from adaptive.backends.hf import _plain_kv, _shared_prefix_ok
+    from adaptive.backends.hf.backend import _plain_kv, _shared_prefix_ok
 
     assert _shared_prefix_ok(_Model(Qwen2Config()))  # a window size, but every layer is full attention
     sliding = Qwen2Config(use_sliding_window=True, sliding_window=64, max_window_layers=0)

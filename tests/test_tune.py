@@ -10,7 +10,9 @@ from adaptive.bank import Bank, BankPrompt, BankSample
 from adaptive.errors import ConfigError
 from adaptive.policies import load_policy
 from adaptive.result import Difficulty
-from adaptive.tune import add_tune_arguments, main_tune, parse_tune_config, pareto
+from adaptive.cli.tune import add_arguments as add_tune_arguments
+from adaptive.cli.tune import run as main_tune
+from adaptive.tune import parse_tune_config, pareto
 
 GRID = {"schema": 1, "seeds": 4, "held_out": 0.5, "split_seed": 0,
         "families": ["fixed", "stopping", "binned", "allocate"],

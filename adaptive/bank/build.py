@@ -17,18 +17,6 @@ from ..errors import ConfigError
 from .bank import SAMPLING, Bank
 
 
-def add_bank_arguments(p) -> None:
-    """Flags for `adaptive bank` (for cli.py to call on its subparser)."""
-    p.add_argument("--config", required=True, help="eval config: a file, or a shipped one by name (bank_arith)")
-    p.add_argument("--out", required=True, help="bank file to write (JSONL)")
-    p.add_argument("--samples", type=int, default=None, help="K: run one fixed-K sampling policy")
-    p.add_argument("--policy", default=None, help="use this policy of the config as it is (instead of --samples)")
-    p.add_argument("--limit", type=int, default=None, help="number of prompts (overrides the config)")
-    p.add_argument("--run-dir", default=None, help="eval run directory (default runs/bank_<config name>)")
-    p.add_argument("--estimator", default=None, help="estimator file: store p_hat and bin per prompt")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
 def bank_config(config, samples: int | None, policy: str | None):
     """The eval config to run: the config itself restricted to one policy, or a fixed-K version of it."""
     from ..evaluate.config import parse_config
@@ -84,13 +72,3 @@ def build_bank(config_path, out, samples=None, policy=None, limit=None, run_dir=
         bank.source["estimator"] = str(estimator)
     bank.save(out)
     return bank
-
-
-def main_bank(args) -> int:
-    bank = build_bank(args.config, args.out, samples=args.samples, policy=args.policy, limit=args.limit,
-                      run_dir=args.run_dir, estimator=args.estimator, progress=not args.quiet)
-    k = bank.max_samples
-    acc1 = sum(p.pass_rate for p in bank.prompts) / len(bank)
-    print(f"bank: {len(bank)} prompts x up to {k} samples (policy {bank.source.get('policy')}), "
-          f"mean pass rate {acc1:.3f}{', with p_hat' if bank.has_difficulty else ''} -> {args.out}")
-    return 0

@@ -56,7 +56,7 @@ def _hf_generate(backend, prompt: str, n: int, new: int, batch_prompts: list[str
 
 
 def bench_load(cfg, report):
-    from ..models import embedded_model_dir, load_model
+    from ..backends.hf.loading import embedded_model_dir, load_model
     # Import the model classes first so neither timing pays Python's one-time import cost.
     from transformers.models.llama import modeling_llama  # noqa: F401  (warm-up import)
 

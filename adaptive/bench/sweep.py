@@ -95,7 +95,7 @@ def _row_child(cfg: dict, setting: dict, batch_sizes: list[int], queue) -> None:
 
 def _row(cfg: dict, setting: dict, batch_sizes: list[int]) -> dict:
     from ..backends.hf import HFBackend
-    from ..models import load_model, resolve_device
+    from ..backends.hf.loading import load_model, resolve_device
     from .memory import release_large_blocks
 
     device = resolve_device(cfg.get("device", "auto"))

@@ -5,7 +5,7 @@
     sample_probe  confidence of one cheap first sample     needs "first_sample"
 
 They are listed by name in `adaptive.registry.estimators`.
-See base.py (API), model.py (labels and calibration), bins.py (bin convention: 0 = hardest),
+See base.py (API), regression.py (labels and calibration), bins.py (bin convention: 0 = hardest),
 persistence.py (file format), metrics.py (AUROC, Spearman, Brier, ECE), train.py (logs -> estimator).
 """
 from .base import NEEDS, Estimator

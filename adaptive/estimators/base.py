@@ -4,7 +4,7 @@ Damani et al. 2024 ("Learning How Hard to Think: Input-Adaptive Allocation of LM
 small model to predict the marginal benefit of compute from the prompt; Snell et al. 2024 bucket prompts
 into difficulty bins and pick a strategy per bin. An estimator here does both halves:
 
-    est.fit(prompts, labels)          # labels: empirical pass rates in [0, 1] (see model.py for how)
+    est.fit(prompts, labels)          # labels: empirical pass rates in [0, 1] (see regression.py for how)
     est.score(prompts) -> [Difficulty(p_hat, bin, estimator=kind)]   # [] for []
 
 `needs` says what an estimator consumes beyond the text:
@@ -28,7 +28,7 @@ from ..errors import ConfigError, InputError
 from ..result import Difficulty
 from . import persistence
 from .bins import bin_of, check_edges
-from .model import FittedModel, ModelSpec, fit_model
+from .regression import FittedModel, ModelSpec, fit_model
 
 NEEDS = ("text", "prompt_pass", "first_sample")
 

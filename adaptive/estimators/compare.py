@@ -4,7 +4,7 @@ Features are computed once for every record (the probes' prompt passes once per 
 probe variant; the sample probe reads the logged first samples), then for each seed the records are split
 BY PROMPT (train.split_by_prompt), each estimator is fitted on the training rows only and scored on the
 held-out rows with train.evaluate. Nothing about the held-out prompts reaches a fit, including any choice
-of C (model.py's C_grid cross-validates inside the training rows).
+of C (regression.py's C_grid cross-validates inside the training rows).
 
     rows = compare(records, {"heuristic": ("heuristic", {}), "probe": ("probe", {})}, backend, seeds=range(5))
     table = summarize(rows)

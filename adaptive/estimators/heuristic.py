@@ -2,7 +2,7 @@
 
 Features (per prompt; counts are log1p-scaled): characters, words, digits, numbers, each operator
 (+ - * / ^ =), question words, log10(1 + max |number|), sentences. A StandardScaler + LogisticRegression
-(or Ridge) pipeline maps them to p_hat; see model.py for how pass-rate labels are used. A cheap baseline
+(or Ridge) pipeline maps them to p_hat; see regression.py for how pass-rate labels are used. A cheap baseline
 the model-based estimators must beat; it does not depend on the model, so its file has no model id.
 """
 from __future__ import annotations

@@ -11,7 +11,7 @@ block's output, round(0.5 * n_layers)); an int is an index into the hidden-state
 n_layers = last block; negatives count from the end). Default (0.5, 0.75): middle layers carry the most
 linearly decodable "will I get this right" signal. They are resolved on the first fit and saved.
 
-Pipeline: StandardScaler -> optional PCA -> LogisticRegression (or Ridge) + calibration; see model.py.
+Pipeline: StandardScaler -> optional PCA -> LogisticRegression (or Ridge) + calibration; see regression.py.
 The features are wide (layers x poolings x hidden) and training sets small, so the regularisation matters
 and depends on the task: by default (C_grid="auto") the logistic C is chosen from DEFAULT_C_GRID by grouped
 CV on the training prompts (on the 500-prompt skills mix it picks 0.001-0.01 and gains +0.018 AUROC over a

@@ -12,7 +12,7 @@ an output. Every shipped task is an entry of the ``datasets`` registry (`adaptiv
 from __future__ import annotations
 
 from .loader import load_task
-from .model import Example, LoadReport, TaskSpec
+from .spec import Example, LoadReport, TaskSpec
 from .registry_entries import TaskRef, list_tasks
 from .spec_file import parse_task_file
 

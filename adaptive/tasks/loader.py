@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..errors import ConfigError, InputError
-from .model import Example, LoadReport, TaskSpec
+from .spec import Example, LoadReport, TaskSpec
 from .registry_entries import resolve_task
 from .rows import BadRow, build_example
 from .sources import read_rows

@@ -16,7 +16,7 @@ import string
 from ..answers import gsm8k_gold
 from ..answers.boxed import find_boxed
 from ..answers.choice import LETTERS
-from .model import Example
+from .spec import Example
 
 RESERVED_FIELDS = ("gold", "id", "choices", "meta")
 GOLD_FORMATS = ("raw", "gsm8k", "boxed", "index_to_letter", "index_to_choice", "aliases")

@@ -8,7 +8,7 @@ import yaml
 
 from ..errors import ConfigError
 from ..registry import extractors, graders
-from .model import TaskSpec
+from .spec import TaskSpec
 from .rows import GOLD_FORMATS, RESERVED_FIELDS, template_names
 from .sources import check_source
 

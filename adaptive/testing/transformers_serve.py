@@ -61,7 +61,7 @@ def start_transformers_serve(startup_s: float = 75.0, model_dir: str | None = No
         return f"no `transformers` CLI next to {sys.executable}"
     if model_dir is None:
         try:
-            from adaptive.models import embedded_model_dir
+            from adaptive.backends.hf.loading import embedded_model_dir
 
             model_dir = str(embedded_model_dir())
         except Exception as e:  # pragma: no cover

@@ -40,7 +40,7 @@ def _load(auto_cls, model: str | None, kind: str, device: str, dtype, trust_remo
     """Load (model, tokenizer) on `device` in eval mode; a missing model is a ConfigError, not a traceback."""
     from transformers import AutoTokenizer
 
-    from ..models import resolve_device, resolve_dtype
+    from ..backends.hf.loading import resolve_device, resolve_dtype
 
     if not model or not isinstance(model, str):
         raise ConfigError(f"verifier {kind!r} needs a `model` param: a hub id or a local path, got {model!r}")

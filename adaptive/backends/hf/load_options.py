@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-from .errors import InputError
+from ...errors import InputError
 
 QUANTIZATIONS = {
     "dynamic-int8": "int8 weights, activations quantized per call (torch dynamic quantization; CPU)",

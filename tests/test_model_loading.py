@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from adaptive import models
+from adaptive.backends.hf import loading as models
 
 
 @pytest.fixture

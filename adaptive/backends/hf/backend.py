@@ -12,13 +12,13 @@ from typing import Callable, Sequence
 
 import torch
 
-from .. import timing
-from ..errors import InputError
-from ..metrics.flops import decode_flops, model_flops_spec, prefill_flops
-from .base import (CallUsage, Completion, Generation, PromptLike, PromptPass, PromptPassBatch, Request, SamplingParams,
+from ... import timing
+from ...errors import InputError
+from ...metrics.flops import decode_flops, model_flops_spec, prefill_flops
+from ..base import (CallUsage, Completion, Generation, PromptLike, PromptPass, PromptPassBatch, Request, SamplingParams,
                    check_prompt)
 from .prefix_cache import PrefixCache
-from .sampling import next_tokens
+from .sampler import next_tokens
 from .shared_prefix import SharedPrefixState
 from .shared_prefix import active as shared_prefix_attention
 
@@ -78,7 +78,7 @@ class HFBackend:
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, device: str = "auto", dtype="auto",
                         quantization: str | None = None, attention: str | None = None, compile: bool = False, **kw):
-        from ..models import load_model
+        from .loading import load_model
 
         model, tok, model_id = load_model(name_or_path, device=device, dtype=dtype, quantization=quantization,
                                           attention=attention, compile=compile)

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import AdaptiveError, InputError
+from ...errors import AdaptiveError, InputError
 
 log = logging.getLogger(__name__)
 

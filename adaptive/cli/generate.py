@@ -1,0 +1,77 @@
+"""`adaptive generate PROMPT`: answer one prompt and print the answer with its compute summary."""
+from __future__ import annotations
+
+import json
+
+from ..plan import AGGREGATIONS, Plan
+from .common import add_backend_args, backend_config, summary_line
+
+HELP = "answer one prompt and print the answer with its compute summary"
+
+# `adaptive generate` runs the Python API's default plan (4 samples, majority vote) with shorter samples.
+GENERATE_PLAN = Plan(max_samples=4, max_new_tokens=128)
+
+
+# flag -> Plan field; a flag left out keeps the default below (fields the strategy does not read are left out).
+PLAN_FLAGS = {"strategy": "strategy", "samples": "max_samples", "wave": "wave_size", "stopping": "stopping",
+              "verifier": "verifier", "aggregation": "aggregation", "refine_steps": "refine_steps",
+              "width": "search_width", "beams": "search_beams", "depth": "search_depth", "extractor": "extractor",
+              "max_new_tokens": "max_new_tokens", "temperature": "temperature", "seed": "seed"}
+
+
+def run(args) -> int:
+    from ..backends.base import check_prompt
+    from ..backends.factory import make_backend
+    from ..generator import AdaptiveGenerator
+
+    check_prompt(args.prompt)  # before loading anything: bad input costs nothing
+    given = {field: v for flag, field in PLAN_FLAGS.items() if (v := getattr(args, flag)) is not None}
+    plan = GENERATE_PLAN.with_strategy(given.pop("strategy", GENERATE_PLAN.strategy), **given).check_names()
+
+    gen = AdaptiveGenerator(backend=make_backend(backend_config(args), args.model), policy=plan,
+                            time_breakdown=args.timing)
+    result = gen.generate(args.prompt)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        print(result.text.strip())
+        print(f"\nanswer: {result.answer}")
+        print(summary_line(result))
+        if result.compute.time_breakdown:
+            print("time: " + ", ".join(f"{k} {v:.3f}s" for k, v in result.compute.time_breakdown.items() if v))
+    return 0
+
+
+def add_arguments(p) -> None:
+    from ..registry import extractors, stopping_rules, strategies, verifiers
+
+    d = GENERATE_PLAN
+    p.add_argument("prompt")
+    p.add_argument("--model", default=None, help="hub id or local path (default: the embedded SmolLM2-135M)")
+    p.add_argument("--device", default="auto", help="hf: auto (CUDA if available, else CPU), cpu, cuda, cuda:N, mps")
+    add_backend_args(p)
+    p.add_argument("--strategy", default=None,
+                   help=f"how compute is spent: {', '.join(strategies.names())} (default {d.strategy})")
+    p.add_argument("--samples", type=int, default=None,
+                   help=f"sampling strategies: sample cap (default {d.max_samples})")
+    p.add_argument("--wave", type=int, default=None, help="sampling strategies: samples per wave (0 = all at once)")
+    p.add_argument("--stopping", default=None,
+                   help=f"sampling strategies: stopping rule between waves: {', '.join(stopping_rules.names())} "
+                        "(default fixed)")
+    p.add_argument("--verifier", default=None,
+                   help=f"scores samples: {', '.join(verifiers.names())}; needed by best_of_n, beam_search, dvts "
+                        "and weighted/best aggregation")
+    p.add_argument("--aggregation", default=None,
+                   help=f"how samples become one answer: {', '.join(AGGREGATIONS)} (default majority)")
+    p.add_argument("--refine-steps", type=int, default=None, help="refine: critique-and-revise rounds")
+    p.add_argument("--width", type=int, default=None, help=f"search: candidates per beam (default {d.search_width})")
+    p.add_argument("--beams", type=int, default=None, help=f"search: beams kept (default {d.search_beams})")
+    p.add_argument("--depth", type=int, default=None, help=f"search: max steps (default {d.search_depth})")
+    p.add_argument("--extractor", default=None,
+                   help=f"how the answer is read from the text: auto, {', '.join(extractors.names())} (default auto)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help=f"per sample (default {d.max_new_tokens})")
+    p.add_argument("--temperature", type=float, default=None,
+                   help=f"sampling temperature, >= 0; 0 = greedy (default {d.temperature})")
+    p.add_argument("--seed", type=int, default=None, help="integer >= 0 for reproducible samples (default: none)")
+    p.add_argument("--json", action="store_true", help="print the full Result as JSON")
+    p.add_argument("--timing", action="store_true", help="time breakdown: tokenize, prefill, decode, control, ...")
