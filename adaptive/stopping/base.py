@@ -1,6 +1,7 @@
 """Stopping-rule protocol. Samples arrive in waves; after each wave the strategy asks the rule
 whether to stop. Rules are pure functions of the samples so far (no hidden state).
 
+`should_stop` takes SampleViews or plain answers: `make_rule("beta").should_stop(["12", "12", "7"])`.
 `None` answers (unparseable output) never count as a vote and never make a rule stop by themselves.
 """
 from __future__ import annotations
@@ -26,7 +27,12 @@ class SampleView:
 class StoppingRule(Protocol):
     name: str
 
-    def should_stop(self, samples: Sequence[SampleView]) -> bool: ...
+    def should_stop(self, samples: Sequence[SampleView | Hashable | None]) -> bool: ...
+
+
+def as_views(samples: Sequence) -> list[SampleView]:
+    """SampleViews from SampleViews or plain answers (a string, a number, None for no answer)."""
+    return [s if isinstance(s, SampleView) else SampleView(answer=s) for s in samples]
 
 
 def real_counts(samples: Sequence[SampleView]) -> Counter:

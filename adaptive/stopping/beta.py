@@ -11,7 +11,7 @@ from typing import Sequence
 
 from scipy import stats
 
-from .base import SampleView, check_int, check_prob, real_counts, top_two
+from .base import SampleView, as_views, check_int, check_prob, real_counts, top_two
 
 
 def beta_stop_probability(a: int, b: int) -> float:
@@ -26,11 +26,13 @@ class BetaRule:
         self.threshold = check_prob(self.name, "threshold", threshold)
         self.min_samples = check_int(self.name, "min_samples", min_samples)  # counts real answers
 
-    def probability(self, samples: Sequence[SampleView]) -> float:
+    def probability(self, samples: Sequence[SampleView | str | None]) -> float:
+        samples = as_views(samples)
         a, b = top_two(real_counts(samples))
         return beta_stop_probability(a, b)
 
-    def should_stop(self, samples: Sequence[SampleView]) -> bool:
+    def should_stop(self, samples: Sequence[SampleView | str | None]) -> bool:
+        samples = as_views(samples)
         counts = real_counts(samples)
         n = sum(counts.values())
         if n == 0 or n < self.min_samples:

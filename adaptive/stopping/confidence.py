@@ -26,7 +26,7 @@ import numpy as np
 
 from ..confidence import DEFAULT_WINDOW, lowest_group_confidence, mean_confidence
 from ..errors import ConfigError
-from .base import SampleView, check_choice, check_int, check_prob
+from .base import SampleView, as_views, check_choice, check_int, check_prob
 
 
 class ConfidenceRule:
@@ -85,7 +85,8 @@ class ConfidenceRule:
             return 0.0, n
         return max(votes.values()) / total, n
 
-    def should_stop(self, samples: Sequence[SampleView]) -> bool:
+    def should_stop(self, samples: Sequence[SampleView | str | None]) -> bool:
+        samples = as_views(samples)
         if len(samples) < self.warmup:
             return False
         share, n = self.consensus_share(samples)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from .base import SampleView, check_int, check_prob, real_counts
+from .base import SampleView, as_views, check_int, check_prob, real_counts
 
 
 def normalized_entropy(counts: Sequence[int]) -> float:
@@ -34,7 +34,8 @@ class EntropyRule:
         self.threshold = check_prob(self.name, "threshold", threshold)
         self.min_samples = check_int(self.name, "min_samples", min_samples)
 
-    def should_stop(self, samples: Sequence[SampleView]) -> bool:
+    def should_stop(self, samples: Sequence[SampleView | str | None]) -> bool:
+        samples = as_views(samples)
         counts = real_counts(samples)
         n = sum(counts.values())
         if n == 0 or n < self.min_samples:
