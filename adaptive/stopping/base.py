@@ -22,12 +22,29 @@ class SampleView:
     answer: Hashable | None
     weight: float = 1.0                                # verifier/confidence weight for weighted votes
     token_confidences: Sequence[float] | None = None   # DeepConf per-token confidence of this trace
+    trace_confidence: float | None = None              # or only its lowest group confidence (a sample bank)
 
 
 class StoppingRule(Protocol):
     name: str
 
     def should_stop(self, samples: Sequence[SampleView | Hashable | None]) -> bool: ...
+
+
+class ThresholdRule(Protocol):
+    """A rule that stops once a statistic of the samples reaches a level set by one parameter:
+    should_stop(samples) == statistic(samples) >= level. The tuner sweeps the level over every value the
+    statistic takes on a bank (adaptive/bank/sweep.py), so each distinct behaviour is tried once."""
+
+    level_param: str  # the parameter that sets the level (e.g. "threshold")
+
+    def statistic(self, samples: Sequence[SampleView]) -> float: ...   # -inf where the rule may not stop
+
+    @property
+    def level(self) -> float: ...
+
+    @staticmethod
+    def param_for(level: float) -> float: ...  # the parameter value that gives `level`
 
 
 def as_views(samples: Sequence) -> list[SampleView]:

@@ -16,6 +16,7 @@ numpy Generator.
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Sequence
 
@@ -71,9 +72,23 @@ class DirichletRule:
         counts = [c for _, c in real_counts(as_views(samples)).most_common()]  # leader first
         return dirichlet_leader_probability(counts, method=self.method, draws=self.draws, seed=self.seed)
 
-    def should_stop(self, samples: Sequence[SampleView | str | None]) -> bool:
+    level_param = "threshold"
+
+    def statistic(self, samples: Sequence[SampleView | str | None]) -> float:
+        """P(leader has the largest probability); -inf below min_samples real answers."""
         samples = as_views(samples)
         n = sum(real_counts(samples).values())
         if n == 0 or n < self.min_samples:
-            return False
-        return self.probability(samples) >= self.threshold
+            return -math.inf
+        return self.probability(samples)
+
+    @property
+    def level(self) -> float:
+        return self.threshold
+
+    @staticmethod
+    def param_for(level: float) -> float:
+        return level
+
+    def should_stop(self, samples: Sequence[SampleView | str | None]) -> bool:
+        return self.statistic(samples) >= self.level
