@@ -168,3 +168,15 @@ def test_given_orders_and_stop_indices():
     assert r.per_prompt_acc.tolist() == [1.0, 0.0]  # a: g wins both times; b: w wins both times
     with pytest.raises(ConfigError, match="permutation"):
         Simulator(bank, orders=[[[0, 1, 2], [0, 1, 2, 3]]])
+
+
+def test_sweep_curve_equals_at_every_level():
+    from adaptive.bank.sweep import StatisticTable
+
+    sweep = StatisticTable(Simulator(_random_bank(seed=5), seeds=4, seed=1)).sweep("beta", {}, 2, 8)
+    levels = sweep.levels()
+    cv = sweep.curve(levels)
+    for k, level in enumerate(levels):
+        r = sweep.at(level)
+        assert cv["accuracy"][k] == pytest.approx(r["acc"].mean(), abs=1e-12)
+        assert cv["mean_samples"][k] == pytest.approx(r["samples"].mean(), abs=1e-12)

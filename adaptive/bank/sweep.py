@@ -57,6 +57,21 @@ class ThresholdSweep:
                 "tokens": np.take_along_axis(self.tokens, j, axis=2)[:, :, 0].mean(axis=0),
                 "acc_by_seed": acc.mean(axis=1), "acc_all": acc}
 
+    def curve(self, levels: np.ndarray) -> dict:
+        """Bank-mean accuracy and samples at every level at once: [len(levels)] arrays (the same numbers
+        `at(level)` gives, averaged over prompts)."""
+        run_max = np.maximum.accumulate(self.stat, axis=2)
+        run_max[:, :, -1] = np.inf  # the last boundary always ends a replay
+        S, n, m = self.stat.shape
+        acc = np.zeros(len(levels))
+        smp = np.zeros(len(levels))
+        for s in range(S):
+            for i in range(n):
+                j = np.searchsorted(run_max[s, i], levels, side="left")  # first boundary reaching each level
+                acc += self.acc[s, i, j]
+                smp += self.samples[s, i, j]
+        return {"accuracy": acc / (S * n), "mean_samples": smp / (S * n)}
+
     def param_for(self, level: float) -> float:
         return make_rule(self.rule, self.params).param_for(level)
 

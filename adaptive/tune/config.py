@@ -22,9 +22,9 @@ from ..errors import ConfigError
 from ..policies.schema import check_keys, is_int, is_num, need
 from ..resources import resolve
 
-FAMILIES = ("fixed", "stopping", "binned", "allocate")
+FAMILIES = ("fixed", "stopping", "binned", "allocate", "binned_stopping")
 TOP = {"schema", "seeds", "held_out", "split_seed", "match_tolerance", "families", "stopping", "binned",
-       "allocate", "description"}
+       "allocate", "binned_stopping", "description"}
 DEFAULT = "default"  # the shipped search space (adaptive/resources/tune/default.yaml)
 
 
@@ -43,6 +43,8 @@ class TuneConfig:
     curves: list = field(default_factory=lambda: ["best_of_b", "majority"])
     means: list | None = None
     per_prompt_cap: int | None = None
+    prior_bins: int = 4       # binned_stopping: quantile bins of p_hat
+    prior_prices: int = 40    # binned_stopping: sample prices tried (geometric, 1e-4 .. 1)
     source: str = "<defaults>"
 
 
@@ -80,10 +82,20 @@ def parse_tune_config(raw, path: str = "<tune config>") -> TuneConfig:
     need(isinstance(rules, dict) and rules, path, "stopping.rules", "a mapping rule -> {param: [values]}")
     from ..stopping import make_rule
 
+    from ..registry import stopping_rules
+
     for name, grid in rules.items():
         need(isinstance(grid, dict), path, f"stopping.rules.{name}", "a mapping param -> list of values")
+        if name not in stopping_rules:
+            raise ConfigError(f"{path}: key 'stopping.rules.{name}': unknown stopping rule; known: "
+                              f"{', '.join(stopping_rules.names())}")
+        level = getattr(stopping_rules.get(name), "level_param", None)
         for k, vals in grid.items():
-            need(isinstance(vals, list) and vals, path, f"stopping.rules.{name}.{k}", "a non-empty list")
+            if vals == "sweep":
+                need(k == level, path, f"stopping.rules.{name}.{k}",
+                     f"'sweep' applies to a threshold rule's level parameter ({level or 'this rule has none'})")
+                continue
+            need(isinstance(vals, list) and vals, path, f"stopping.rules.{name}.{k}", "a non-empty list, or 'sweep'")
             for v in vals:
                 try:
                     make_rule(name, {k: v})
@@ -107,6 +119,14 @@ def parse_tune_config(raw, path: str = "<tune config>") -> TuneConfig:
     cap = a.get("per_prompt_cap")
     need(cap is None or (is_int(cap) and cap >= 1), path, "allocate.per_prompt_cap", f"{cap!r}: an integer >= 1")
     c.per_prompt_cap = cap
+    bs = raw.get("binned_stopping", {}) or {}
+    need(isinstance(bs, dict), path, "binned_stopping", "a mapping")
+    check_keys(bs, {"bins", "prices"}, path, "binned_stopping.")
+    c.prior_bins = bs.get("bins", c.prior_bins)
+    need(is_int(c.prior_bins) and c.prior_bins >= 2, path, "binned_stopping.bins", f"{c.prior_bins!r}: an integer >= 2")
+    c.prior_prices = bs.get("prices", c.prior_prices)
+    need(is_int(c.prior_prices) and c.prior_prices >= 1, path, "binned_stopping.prices",
+         f"{c.prior_prices!r}: an integer >= 1")
     return c
 
 
