@@ -23,6 +23,7 @@ chosen (per family and overall); frontiers and the numbers printed are on the he
 """
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from .frontier import pareto
 PLAN_KEEP = ("strategy", "max_new_tokens", "temperature", "top_p", "top_k", "seed", "extractor", "aggregation",
              "verifier", "verifier_params")
 MAX_BINNED_COMBOS = 20000
+ESTIMATOR_PLACEHOLDER = "<the estimator the tuner fitted>"
 
 
 @dataclass
@@ -71,6 +73,7 @@ class TuneResult:
     chosen_by_family: dict    # family -> {budget -> Candidate}
     notes: list[str] = field(default_factory=list)
     info: dict = field(default_factory=dict)
+    estimator: object = None  # the estimator the tuner cross-fitted (policies that need one name its file)
 
     def family(self, name: str) -> list[Candidate]:
         return [c for c in self.candidates if c.family == name]
@@ -104,7 +107,11 @@ def fmt_budget(b: float) -> str:
 
 
 class Tuner:
-    def __init__(self, bank: Bank, budgets, config: TuneConfig, oracle: bool = False):
+    """`estimator`: when the bank has no p_hat (and not `oracle`), an unfitted estimator (or a kind name,
+    e.g. "heuristic": text only, no model needed) cross-fitted on the bank's own prompts for the
+    difficulty families; it ends fitted on the whole bank as `self.fitted_estimator`, for the policies."""
+
+    def __init__(self, bank: Bank, budgets, config: TuneConfig, oracle: bool = False, estimator=None):
         budgets = sorted(set(float(b) for b in budgets))
         if not budgets or budgets[0] < 1:
             raise ConfigError(f"--budgets {budgets!r}: numbers >= 1 (mean samples per prompt)")
@@ -117,8 +124,17 @@ class Tuner:
         if max(budgets) > self.K:
             self.notes.append(f"budgets above {self.K} (the bank's samples per prompt) are capped at {self.K}")
         self.difficulty = None
+        self.fitted_estimator = None
         if bank.has_difficulty:
             self.difficulty = bank.source.get("difficulty", "bank p_hat")
+        elif estimator is not None and not oracle:
+            from ..estimators import make_estimator
+            from ..estimators.crossfit import attach_crossfit
+
+            est = make_estimator(estimator) if isinstance(estimator, str) else estimator
+            bank = attach_crossfit(Bank([copy.copy(p) for p in bank.prompts], dict(bank.source)), est)
+            self.fitted_estimator = est
+            self.difficulty = bank.source["difficulty"]
         elif oracle:
             bank = bank.with_oracle_difficulty()
             self.difficulty = bank.source["difficulty"]
@@ -127,6 +143,8 @@ class Tuner:
         self.bank = bank
         self.base = base_plan(bank)
         self.estimator = bank.source.get("estimator") if not oracle or bank.source.get("estimator") else None
+        if self.fitted_estimator is not None:
+            self.estimator = ESTIMATOR_PLACEHOLDER  # written beside the policies, which then name its file
         self.tune_bank, self.held_bank = bank.split(config.held_out, config.split_seed)
         self.sims = {"tune": Simulator(self.tune_bank, config.seeds, seed=1),
                      "held": Simulator(self.held_bank, config.seeds, seed=2)}
@@ -338,4 +356,4 @@ class Tuner:
                 "held_out_prompts": len(self.held_bank), "samples_per_prompt": self.K, "seeds": self.config.seeds,
                 "difficulty": self.difficulty, "budgets": self.budgets, "base_plan": self.base,
                 "split_seed": self.config.split_seed, "held_out": self.config.held_out}
-        return TuneResult(cands, chosen, by_family, self.notes, info)
+        return TuneResult(cands, chosen, by_family, self.notes, info, self.fitted_estimator)
