@@ -11,8 +11,8 @@ import sys
 from ..errors import AdaptiveError
 
 # subcommand -> module (imported when the parser is built; each imports its heavy parts inside run)
-SUBCOMMANDS = {"generate": "generate", "eval": "eval", "report": "report", "train-estimator": "train_estimator",
-               "bank": "bank", "tune": "tune", "bench": "bench"}
+SUBCOMMANDS = {"demo": "demo", "generate": "generate", "eval": "eval", "report": "report",
+               "train-estimator": "train_estimator", "bank": "bank", "tune": "tune", "bench": "bench"}
 
 
 def build_parser() -> argparse.ArgumentParser:
