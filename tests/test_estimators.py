@@ -189,6 +189,44 @@ def test_scores_bins_monotone_in_p_hat(data, backend):
     assert all(d.bin == bin_of(d.p_hat, est.bin_edges) for d in ds)
 
 
+# ------------------------------------------------------------------------------------------ numpy model
+
+
+COMBINATIONS = [(m, c, pca) for m, c in (("logistic", "none"), ("logistic", "sigmoid"), ("logistic", "isotonic"),
+                                         ("ridge", "none")) for pca in (None, 4)]
+
+
+def _random_problem(seed=0, n=300, d=10):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * rng.uniform(0.5, 3.0, size=d) + rng.normal(size=d)
+    rates = np.round(8 / (1 + np.exp(-(X @ rng.normal(size=d)) / 3))) / 8
+    counts = rng.integers(1, 9, size=n)
+    # Held-out rows, some far outside the training range (isotonic clipping, sigmoid tails).
+    X_test = np.vstack([rng.normal(size=(400, d)) * 3, rng.normal(size=(100, d)) * 50])
+    return X, rates, counts, X_test
+
+
+@pytest.mark.parametrize("model,calibration,pca", COMBINATIONS)
+def test_numpy_model_equals_the_sklearn_pipeline(model, calibration, pca):
+    from adaptive.estimators.regression import FittedModel, fit_model, fit_sklearn
+
+    X, rates, counts, X_test = _random_problem()
+    spec = ModelSpec(model=model, calibration=calibration, pca=pca, C=0.5)
+    fitted, kind, cal, C = fit_sklearn(X, rates, spec, counts)
+    assert (kind, cal) == (model, calibration)
+    if cal != "none":
+        assert fitted.ensemble is False and len(fitted.calibrated_classifiers_) == 1
+    want = fitted.predict_proba(X_test)[:, 1] if kind == "logistic" else np.clip(fitted.predict(X_test), 0, 1)
+    ours = FittedModel.from_sklearn(fitted, kind, cal, C)
+    got = ours.predict(X_test)
+    assert got.dtype == np.float64 and got.shape == want.shape
+    assert np.max(np.abs(got - want)) <= 1e-9
+    assert set(ours.arrays) == set(FittedModel.array_shapes(ours.describe()))
+    assert ("pca_components" in ours.arrays) == (pca is not None)
+    # fit_model is fit_sklearn + the conversion.
+    assert fit_model(X, rates, spec, counts).predict(X_test).tolist() == got.tolist()
+
+
 # ------------------------------------------------------------------------------------------ estimators
 
 
