@@ -620,23 +620,22 @@ def test_crafted_pickle_payloads_are_refused_unopened(saved_heuristic, tmp_path)
     pickle.loads(pickle.dumps(bomb))  # the payload is live: unpickling it does run code ...
     assert marker.exists()
     marker.unlink()
-    payloads = {"pickle": pickle.dumps(bomb)}
-    for compress in (0, 3):
+    payloads = {"pickle": (pickle.dumps(bomb), "it is a pickle")}
+    for compress, says in ((0, "it is a pickle"), (3, "not an .npz archive")):
         joblib.dump(bomb, tmp_path / "bomb.joblib", compress=compress)
-        payloads[f"joblib compress={compress}"] = (tmp_path / "bomb.joblib").read_bytes()
+        payloads[f"joblib compress={compress}"] = ((tmp_path / "bomb.joblib").read_bytes(), says)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:  # a zip whose "array" is a pickle
         for name in ("scale_mean", "scale_scale", "coef", "intercept", "sigmoid_a", "sigmoid_b"):
             zf.writestr(f"{name}.npy", pickle.dumps(Detonator(marker)))
-    payloads["zip of pickles"] = buf.getvalue()
-    for what, blob in payloads.items():
+    payloads["zip of pickles"] = (buf.getvalue(), "cannot be loaded")
+    for what, (blob, says) in payloads.items():
         _swap_payload(saved_heuristic, blob)
         with pytest.raises(ConfigError) as e:
             load_estimator(saved_heuristic)
         msg = str(e.value)
-        assert str(saved_heuristic) in msg and "\n" not in msg, what
+        assert str(saved_heuristic) in msg and says in msg and "\n" not in msg, what
         assert not marker.exists(), f"{what}: loading ran code from the payload"
-    assert "pickle" in msg or "npy" in msg.lower() or "format" in msg
 
 
 def test_object_and_misshapen_arrays_are_refused(saved_heuristic, tmp_path):
