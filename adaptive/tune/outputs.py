@@ -24,7 +24,7 @@ from .frontier import cheapest_matching, pareto
 from .plot import plot_frontier
 from .search import ESTIMATOR_PLACEHOLDER, Tuner, TuneResult, fmt_budget
 
-ESTIMATOR_SUFFIX = ".joblib"
+ESTIMATOR_SUFFIX = ".npz"
 PRIOR_TOLERANCE = 0.005  # "within 0.5 pt of SC@max"
 
 REPLAY_NOTE = ("note: the tuner replays sampling policies only (self_consistency / best_of_n on the bank's "
