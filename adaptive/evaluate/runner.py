@@ -149,6 +149,7 @@ def _record(spec, ex, policy: str, r, run_info) -> dict:
     return {
         "id": ex.id, "policy": policy, "task": spec.name, "prompt": ex.prompt, "gold": ex.gold, "meta": ex.meta,
         "answer": r.answer, "correct": spec.grade(r.answer, ex), "text": r.text, "stop_reason": r.stop_reason,
+        "decision": r.decision,
         "difficulty": ({"p_hat": r.difficulty.p_hat, "bin": r.difficulty.bin} if r.difficulty else None),
         "plan": r.plan.to_dict(),
         "samples": [{"answer": s.answer, "correct": spec.grade(s.answer, ex), "tokens": s.tokens,

@@ -26,7 +26,8 @@ class FixedPolicy(Policy):
     def plan_batch(self, prompts: Sequence, difficulties=None, budget=None) -> PlanBatch:
         self._difficulties(prompts, difficulties)
         plan = check_budget_ceiling(self.plan, budget)
-        return PlanBatch([plan] * len(prompts))
+        why = f"policy {self.name!r} gives every prompt the same plan"
+        return PlanBatch([plan] * len(prompts), reasons=[why] * len(prompts))
 
 
 def parse_fixed(raw: dict, path: str, common: dict) -> FixedPolicy:
