@@ -126,3 +126,78 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path):
     assert len(keys) == len(set(keys)) == 24
     assert {(r["id"], r["policy"]) for r in first} <= set(keys)
     assert write_report(out, print_table=False).exists()
+
+
+# -- one process per run directory -------------------------------------------------------------------
+
+def test_a_held_run_directory_is_refused_at_once_naming_it_and_the_holder(tmp_path):
+    from adaptive.errors import BusyError
+    from adaptive.locks import FileLock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with FileLock(out / ".lock", what="test holder"):  # flock: another open file description conflicts
+        t0 = time.perf_counter()
+        with pytest.raises(BusyError) as e:
+            run_eval(parse_config(CONFIG, "test"), out, backend=FakeBackend(script), progress=False)
+        assert time.perf_counter() - t0 < 5
+    msg = str(e.value)
+    assert f"run directory {out}" in msg and f"pid {os.getpid()}" in msg and "--out" in msg
+    assert "\n" not in msg and not (out / "records.jsonl").exists()
+    # Released with its holder: the run now goes through, and releases it in turn (also on errors).
+    run_eval(parse_config(CONFIG, "test"), out, backend=FakeBackend(script), progress=False)
+    boom = FakeBackend(script)
+    boom.generate = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("backend died"))
+    with pytest.raises(RuntimeError):
+        run_eval(parse_config({**CONFIG, "limit": 12}, "test"), out, backend=boom, progress=False)
+    with FileLock(out / ".lock", what="free again"):
+        pass
+
+
+def test_cli_eval_on_a_held_directory_is_one_line_exit_2(tmp_path, capsys):
+    from adaptive.cli import main
+    from adaptive.locks import FileLock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    cfg = write(tmp_path, CONFIG)
+    with FileLock(out / ".lock", what="test holder"):
+        code = main(["eval", "--config", str(cfg), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"run directory {out} is in use" in err and f"pid {os.getpid()}" in err
+
+
+def test_report_counts_each_key_once_and_warns_about_duplicates(tmp_path, caplog):
+    out = run_eval(parse_config(CONFIG, "test"), tmp_path / "r", backend=FakeBackend(script), progress=False)
+    log = out / "records.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    first = {tuple(json.loads(x)[k] for k in ("id", "policy")): json.loads(x)["correct"] for x in lines}
+    # As two unlocked runs used to leave it: every key twice, the second copy graded differently.
+    flipped = [json.dumps({**json.loads(x), "correct": 1.0 - json.loads(x)["correct"]}) + "\n" for x in lines]
+    log.write_text("".join(lines + flipped))
+    with caplog.at_level("WARNING"):
+        write_report(out, print_table=False)
+    assert "18 duplicate (id, policy) records ignored" in caplog.text
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["sc1"]["n"] == 9 and summary["sc4"]["n"] == 9
+    acc = sum(v for (i, p), v in first.items() if p == "sc1" and v >= 0.5) / 9
+    assert summary["sc1"]["accuracy"] == pytest.approx(acc)  # the first of each key counts
+
+
+def test_report_on_a_running_eval_leaves_its_log_alone(tmp_path, capsys):
+    from adaptive.locks import FileLock
+
+    out = run_eval(parse_config(CONFIG, "test"), tmp_path / "r", backend=FakeBackend(script), progress=False)
+    log = out / "records.jsonl"
+    with open(log, "a") as f:
+        f.write('{"id": "half-written')  # the running eval's write in progress
+    size = log.stat().st_size
+    with FileLock(out / ".lock", what="the running eval"):
+        write_report(out, print_table=True)
+    assert log.stat().st_size == size  # not "repaired" under the writer
+    assert f"run in progress (pid {os.getpid()}): 18 records so far" in capsys.readouterr().out
+    assert "In progress" in (out / "report.md").read_text()
+    write_report(out, print_table=False)  # nobody holds it now: a torn tail is repaired as on resume
+    assert log.read_text().endswith("}\n")
+

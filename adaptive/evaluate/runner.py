@@ -9,8 +9,9 @@ from pathlib import Path
 
 from ..compute import LatencyTargets
 from ..errors import ConfigError
+from ..locks import FileLock
 from .config import EvalConfig
-from .records import RECORDS, append_records, read_records, record_key, repair_tail
+from .records import LOCK, RECORDS, append_records, read_records, record_key, repair_tail
 
 RUN_META = "run.json"
 
@@ -76,6 +77,9 @@ def _estimators(config: EvalConfig, policies, backend) -> dict:
 
 def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = None, limit: int | None = None,
              backend=None, progress: bool = True, report: bool = True) -> Path:
+    """Run (or resume) `config` into the run directory `out`, which this process holds exclusively
+    (a lock file, `out/.lock`, dropped by the OS however the process ends): a second run on the same
+    directory fails at once with BusyError naming the holder's pid."""
     from ..tasks import load_task
 
     out = Path(out)
@@ -84,6 +88,16 @@ def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = No
                                             shuffle=config.shuffle, where=config.where or None,
                                             on_bad_row=config.on_bad_row)
     out.mkdir(parents=True, exist_ok=True)
+    with FileLock(out / LOCK, what=f"run directory {out}", hint="wait for it to finish, or use another --out"):
+        _run_locked(config, out, policies, spec, examples, load_report, backend, progress)
+        if report:
+            from .report import write_report
+
+            write_report(out, print_table=progress, lock_held=True)
+    return out
+
+
+def _run_locked(config, out: Path, policies, spec, examples, load_report, backend, progress: bool) -> None:
     meta = {"fingerprint": config.fingerprint(), "config": config.raw, "config_path": config.source,
             "task": spec.name, "versions": library_versions(), "seed": config.seed,
             "load_report": {"rows_read": load_report.rows_read, "rows_skipped": load_report.rows_skipped,
@@ -125,11 +139,6 @@ def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = No
             done.update(record_key(r) for r in records)
             bar.update(records)
     bar.close()
-    if report:
-        from .report import write_report
-
-        write_report(out, print_table=progress)
-    return out
 
 
 def _run_batch(spec, examples, policy_name: str, controller, run_info) -> list[dict]:
