@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import random
 import re
 import time
@@ -155,7 +156,10 @@ class OpenAIBackend:
             return tokenizer  # None, or a tokenizer object
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(str(tokenizer))
+        from .hf.hub import resolve_model
+
+        src = resolve_model(os.fsdecode(tokenizer), role="tokenizer")
+        return AutoTokenizer.from_pretrained(src.ref, **src.kwargs)
 
     def _flops_spec(self, model_config, tokenizer):
         from ..metrics.flops import model_flops_spec
@@ -170,7 +174,10 @@ class OpenAIBackend:
             if isinstance(cfg, (str, bytes)) or hasattr(cfg, "__fspath__"):
                 from transformers import AutoConfig
 
-                cfg = AutoConfig.from_pretrained(str(cfg))
+                from .hf.hub import resolve_model
+
+                src = resolve_model(os.fsdecode(cfg), role="model config")
+                cfg = AutoConfig.from_pretrained(src.ref, **src.kwargs)
             self._config = cfg
             return model_flops_spec(cfg) if cfg is not None else None
         except Exception as e:  # a config we cannot read only costs the FLOPs estimate

@@ -9,6 +9,9 @@ checked once and remembered with the file's (size, mtime_ns, ctime_ns, inode, de
 (VERIFIED): any write to the file changes its ctime, so the next use hashes it again. A load that fails
 anyway hashes everything again before giving up. Conversions take a lock per entry, so concurrent
 processes convert once and never replace a directory another one is writing.
+
+Hub ids and local paths go through `hub.resolve_model` first (a missing path or an unknown hub id is a
+one-line error in seconds).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from ...errors import AdaptiveError, BusyError, InputError
 from ...locks import FileLock
+from .hub import ModelSource, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -256,16 +260,16 @@ def load_model(name_or_path: str | None = None, device: str = "auto", dtype="aut
     check_supported(opts, dev, torch_dtype)
     embedded = name_or_path in (None, "", "embedded", EMBEDDED_ID)
     if embedded:
-        path, model_id = embedded_model_dir(), EMBEDDED_ID
+        source, model_id = ModelSource(EMBEDDED_ID, str(embedded_model_dir()), "local"), EMBEDDED_ID
     else:
-        path, model_id = name_or_path, str(name_or_path)
-    kwargs = {"dtype": torch_dtype, **from_pretrained_kwargs(opts, torch_dtype)}
+        source, model_id = resolve_model(name_or_path), str(name_or_path)
+    kwargs = {"dtype": torch_dtype, **from_pretrained_kwargs(opts, torch_dtype), **source.kwargs}
     if device_map is not None:
         kwargs["device_map"] = device_map
     elif "quantization_config" in kwargs and opts.quantization.startswith("bnb"):
         kwargs["device_map"] = dev  # bitsandbytes places weights while loading
     try:
-        model, tok = _from_pretrained(name_or_path, path, kwargs)
+        model, tok = _from_pretrained(source, kwargs)
     except Exception:
         if not embedded:
             raise
@@ -275,19 +279,21 @@ def load_model(name_or_path: str | None = None, device: str = "auto", dtype="aut
         path, problem = _embedded_entry(full_check=True)
         if problem is None:
             raise
-        model, tok = _from_pretrained(name_or_path, path, kwargs)
+        model, tok = _from_pretrained(ModelSource(EMBEDDED_ID, str(path), "local"), kwargs)
     if "device_map" not in kwargs:
         model.to(dev)
     model.eval()
     return apply_after_load(model, opts), tok, model_id
 
 
-def _from_pretrained(name, path, kwargs: dict):
+def _from_pretrained(source: ModelSource, kwargs: dict):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        tok = AutoTokenizer.from_pretrained(source.ref, **source.kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source.ref, **kwargs)
     except OSError as e:
-        raise AdaptiveError(f"could not load model {name!r}: {e}") from e
+        where = " (from the local Hugging Face cache, offline)" if source.where == "cache" else ""
+        raise AdaptiveError(f"could not load model {source.name!r}{where}: {e}") from e
     return model, tok
+
