@@ -201,3 +201,96 @@ def test_report_on_a_running_eval_leaves_its_log_alone(tmp_path, capsys):
     write_report(out, print_table=False)  # nobody holds it now: a torn tail is repaired as on resume
     assert log.read_text().endswith("}\n")
 
+
+# -- one fingerprint over the config and the backend that actually runs --------------------------------
+
+class SetBackend(FakeBackend):
+    """A fake backend with settings, as a real one reports them."""
+
+    def __init__(self, **settings):
+        super().__init__(script)
+        self._settings = {"kind": "fake", "model": "fake", "dtype": "float32", **settings}
+
+    def settings(self):
+        return dict(self._settings)
+
+
+def test_records_and_run_json_carry_the_backend_settings(tmp_path):
+    out = run_eval(parse_config(CONFIG, "test"), tmp_path / "r", backend=SetBackend(), progress=False)
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["backend"] == SetBackend().settings() and meta["versions"]["torch"]
+    recs = read_records(out / "records.jsonl")
+    assert all(r["run"]["backend"] == meta["backend"] and r["run"]["fingerprint"] == meta["fingerprint"]
+               for r in recs)
+
+
+@pytest.mark.parametrize("change", [{"dtype": "bfloat16"}, {"quantization": "dynamic-int8"},
+                                    {"model": "other"}, {"attention": "eager"}, {"device": "cuda"}])
+def test_resume_with_other_backend_settings_is_refused_naming_them(tmp_path, change):
+    out = tmp_path / "r"
+    run_eval(parse_config({**CONFIG, "limit": 3}, "test"), out, backend=SetBackend(), progress=False)
+    before = (out / "records.jsonl").read_text()
+    with pytest.raises(ConfigError) as e:
+        run_eval(parse_config(CONFIG, "test"), out, backend=SetBackend(**change), progress=False)
+    (key, value), = change.items()
+    assert "refusing to resume" in str(e.value) and f"backend.{key}" in str(e.value) and repr(value) in str(e.value)
+    assert (out / "records.jsonl").read_text() == before
+    run_eval(parse_config(CONFIG, "test"), out, backend=SetBackend(), progress=False)  # same settings: resumes
+    assert len(read_records(out / "records.jsonl")) == 18
+
+
+def test_without_run_json_the_records_still_guard_the_resume(tmp_path):
+    out = run_eval(parse_config({**CONFIG, "limit": 3}, "test"), tmp_path / "r", backend=SetBackend(),
+                   progress=False)
+    (out / "run.json").unlink()
+    with pytest.raises(ConfigError, match="backend.dtype"):
+        run_eval(parse_config(CONFIG, "test"), out, backend=SetBackend(dtype="float16"), progress=False)
+    run_eval(parse_config(CONFIG, "test"), out, backend=SetBackend(), progress=False)
+    assert (out / "run.json").exists()
+
+
+def test_a_start_that_fails_before_any_record_blocks_nothing(tmp_path):
+    from adaptive.backends.openai import OpenAIBackend
+    from adaptive.testing.fake_openai import FakeOpenAIServer
+
+    cfg = {**CONFIG, "limit": 2, "policies": CONFIG["policies"][:1]}
+    out = tmp_path / "r"
+    bad = OpenAIBackend("http://127.0.0.1:9/v1", "fake-model", max_retries=0, connect_timeout_s=2)
+    with pytest.raises(Exception):
+        run_eval(parse_config(cfg, "test"), out, backend=bad, progress=False)
+    assert not (out / "run.json").exists() and not read_records(out / "records.jsonl")
+    with FakeOpenAIServer() as srv:
+        good = OpenAIBackend(srv.url, "fake-model")
+        run_eval(parse_config(cfg, "test"), out, backend=good, progress=False)
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["backend"]["base_url"] == srv.url and len(read_records(out / "records.jsonl")) == 2
+
+
+def test_a_run_json_without_records_is_a_failed_start_and_replaced(tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"fingerprint": "0000", "config": {}, "backend": {"kind": "x"}}))
+    run_eval(parse_config(CONFIG, "test"), out, backend=SetBackend(), progress=False)
+    assert json.loads((out / "run.json").read_text())["backend"]["kind"] == "fake"
+
+
+EVAL_HF = {"task": "arith_mixed", "limit": 1, "seed": 0, "shuffle": False, "batch_size": 1,
+           "backend": {"kind": "hf", "device": "cpu"},
+           "policies": [{"name": "greedy", "plan": {"max_samples": 1, "max_new_tokens": 4, "temperature": 0.0}}]}
+
+
+@pytest.mark.model
+def test_cli_resume_with_another_dtype_is_refused(tmp_path, capsys):
+    from adaptive.cli import main
+
+    cfg, out = write(tmp_path, EVAL_HF), tmp_path / "run"
+    assert main(["eval", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    backend = read_records(out / "records.jsonl")[0]["run"]["backend"]
+    assert backend["dtype"] == "float32" and backend["kind"] == "hf" and backend["device"] == "cpu"
+    assert backend["model"] == "embedded:SmolLM2-135M-Instruct" and backend["revision"] and backend["torch"]
+    capsys.readouterr()
+    assert main(["eval", "--config", str(cfg), "--out", str(out), "--quiet", "--dtype", "bfloat16"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to resume" in err and "backend.dtype ('float32' -> 'bfloat16')" in err
+    assert len(err.strip().splitlines()) == 1 and len(read_records(out / "records.jsonl")) == 1
+

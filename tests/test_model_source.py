@@ -107,9 +107,9 @@ def test_cli_missing_model_is_one_line_exit_2(capsys):
 
 
 @pytest.mark.model
-def test_a_cached_hub_id_loads_offline(tmp_path, monkeypatch, online):
+def test_a_cached_hub_id_loads_offline_with_its_revision(tmp_path, monkeypatch, online):
     """A hub id in the local HF cache loads from it without touching the network (the hub here is a port
-    nobody listens on)."""
+    nobody listens on), and the backend reports the cached commit as the model's revision."""
     from huggingface_hub import constants
 
     from adaptive.backends.hf import HFBackend
@@ -130,4 +130,5 @@ def test_a_cached_hub_id_loads_offline(tmp_path, monkeypatch, online):
     src = hub.resolve_model("adaptive-test-org/tiny")
     assert src.where == "cache" and src.kwargs == {"local_files_only": True}
     b = HFBackend.from_pretrained("adaptive-test-org/tiny", device="cpu")
-    assert b.model_id == "adaptive-test-org/tiny"
+    s = b.settings()
+    assert s["model"] == "adaptive-test-org/tiny" and s["revision"] == commit

@@ -236,6 +236,13 @@ class OpenAIBackend:
             pass
 
     # -- protocol ------------------------------------------------------------------------------
+    def settings(self) -> dict:
+        """The server and the model it serves, and what shapes the prompts it gets (the endpoint, and the
+        local tokenizer that renders chat prompts when the server cannot continue a prefix)."""
+        tok = self.tokenizer
+        return {"kind": "openai", "base_url": self.base_url, "model": self.model, "endpoint": self.endpoint,
+                "tokenizer": getattr(tok, "name_or_path", type(tok).__name__) if tok is not None else None}
+
     def capabilities(self) -> set[str]:
         caps = {"timestamps"}
         if self.supports_logprobs is not False:

@@ -77,6 +77,17 @@ def in_hf_cache(repo_id: str) -> bool:
         return False
 
 
+def cached_revision(repo_id: str) -> str | None:
+    """The commit of the cached snapshot of `repo_id` (what a cache load reads), or None."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        hit = try_to_load_from_cache(repo_id, "config.json")
+    except ValueError:
+        return None
+    return Path(hit).parent.name if isinstance(hit, str) else None
+
+
 def probe_hub(repo_id: str, timeout_s: float | None = None) -> tuple[int | None, str]:
     """One GET of the hub's model API, no retries: (HTTP status, '') or (None, what went wrong).
 

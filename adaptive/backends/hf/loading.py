@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ...errors import AdaptiveError, BusyError, InputError
 from ...locks import FileLock
-from .hub import ModelSource, resolve_model
+from .hub import ModelSource, cached_revision, looks_like_path, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -297,3 +297,12 @@ def _from_pretrained(source: ModelSource, kwargs: dict):
         raise AdaptiveError(f"could not load model {source.name!r}{where}: {e}") from e
     return model, tok
 
+
+def model_revision(model_id: str, model) -> str | None:
+    """Which version of the weights a loaded model is: the embedded model's cache key (the GGUF's hash),
+    a hub model's cached commit, None for a local path."""
+    if model_id == EMBEDDED_ID:
+        return Path(getattr(model.config, "_name_or_path", "")).name or None
+    if Path(model_id).expanduser().exists() or looks_like_path(model_id):
+        return None
+    return cached_revision(model_id)
