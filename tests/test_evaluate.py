@@ -294,3 +294,80 @@ def test_cli_resume_with_another_dtype_is_refused(tmp_path, capsys):
     assert "refusing to resume" in err and "backend.dtype ('float32' -> 'bfloat16')" in err
     assert len(err.strip().splitlines()) == 1 and len(read_records(out / "records.jsonl")) == 1
 
+
+# -- fault test: two evals on one --out, one killed with kill -9 mid-write ------------------------------
+
+STALLING_EVAL = textwrap.dedent("""
+    # `adaptive eval`, except that its 3rd batch write stops halfway (flushed to disk) and hangs there,
+    # so the test can kill it with kill -9 in the middle of a write.
+    import json, os, sys, time
+    import adaptive.evaluate.runner as runner
+    from adaptive.cli import main
+
+    real, writes = runner.append_records, []
+
+    def append_records(path, recs):
+        writes.append(1)
+        if len(writes) < 3:
+            return real(path, recs)
+        lines = "".join(json.dumps(r, default=str) + "\\n" for r in recs)
+        with open(path, "a") as f:
+            f.write(lines[: len(lines) // 2])
+            f.flush()
+            os.fsync(f.fileno())
+        open(sys.argv[1], "w").close()
+        time.sleep(3600)
+
+    runner.append_records = append_records
+    sys.exit(main(sys.argv[2:]))
+""")
+
+
+def test_two_evals_on_one_out_with_kill_9_mid_write(tmp_path):
+    from adaptive.testing.fake_openai import FakeOpenAIServer
+
+    def cli(*args, timeout=300):
+        return subprocess.run([sys.executable, "-m", "adaptive", *args], capture_output=True, text=True,
+                              timeout=timeout)
+
+    with FakeOpenAIServer() as srv:
+        cfg = write(tmp_path, {**CONFIG, "limit": 12, "batch_size": 2, "model": "fake-model",
+                               "backend": {"kind": "openai", "base_url": srv.url}})
+        out, mark = tmp_path / "run", tmp_path / "stalled"
+        log = out / "records.jsonl"
+        stalling = tmp_path / "stalling_eval.py"
+        stalling.write_text(STALLING_EVAL)
+        eval_args = ["eval", "--config", str(cfg), "--out", str(out), "--quiet"]
+        a = subprocess.Popen([sys.executable, str(stalling), str(mark), *eval_args], stderr=subprocess.PIPE)
+        try:
+            deadline = time.time() + 180
+            while not mark.exists() and a.poll() is None and time.time() < deadline:
+                time.sleep(0.1)
+            assert mark.exists(), f"the first eval never reached its 3rd write: {a.stderr.read()!r}"
+            torn = log.read_bytes()
+            assert not torn.endswith(b"\n"), "the first eval must be stopped in the middle of a write"
+
+            # While it is alive: a second eval on the same --out is refused, in one line, naming the holder.
+            b = cli(*eval_args)
+            assert a.poll() is None
+            assert b.returncode == 2 and len(b.stderr.strip().splitlines()) == 1, b.stderr
+            assert f"run directory {out} is in use" in b.stderr and f"pid {a.pid}" in b.stderr
+            # ... and a report reads what is complete without touching the writer's log.
+            r = cli("report", str(out))
+            assert r.returncode == 0 and f"run in progress (pid {a.pid})" in r.stdout, r.stderr
+            assert log.read_bytes() == torn
+        finally:
+            a.kill()  # SIGKILL, mid-write
+            a.wait()
+        complete = [json.loads(x) for x in torn[: torn.rfind(b"\n") + 1].splitlines()]
+        assert len(complete) == 4  # two batches of 2, then the torn third
+
+        resumed = cli(*eval_args)  # the lock died with its holder: the same command resumes
+        assert resumed.returncode == 0, resumed.stderr
+    recs = read_records(log)
+    keys = [(r["id"], r["policy"]) for r in recs]
+    assert len(keys) == len(set(keys)) == 24, "no duplicates, nothing lost"
+    assert recs[:4] == complete  # what the killed run completed is kept as it was
+    assert all(r["run"]["fingerprint"] == recs[0]["run"]["fingerprint"] for r in recs)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["sc1"]["n"] == summary["sc4"]["n"] == 12
