@@ -16,6 +16,9 @@ from ..resources import resolve
 TOP_KEYS = {"task", "limit", "seed", "shuffle", "where", "on_bad_row", "model", "backend", "batch_size",
             "policies", "latency_targets", "description", "estimator", "timing"}
 POLICY_KEYS = {"name", "plan", "policy"}
+# Not hashed into a run's fingerprint: free text, the prompt count (a resume may extend a run), and what
+# the backend's effective settings describe instead.
+UNFINGERPRINTED = ("description", "limit", "backend", "model")
 BACKEND_KEYS = {"kind", "device", "dtype", "base_url", "api_key", "max_batch_rows", "quantization", "attention",
                 "compile", "shared_prefix", "shared_prefix_min_tokens"}
 
@@ -47,10 +50,13 @@ class EvalConfig:
     source: str = ""
     raw: dict = field(default_factory=dict)
 
-    def fingerprint(self) -> str:
-        """Hash of everything that changes results: a resumed run must match it."""
-        keep = {k: v for k, v in self.raw.items() if k not in ("description", "limit")}
-        return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    def fingerprint(self, backend_settings: dict) -> str:
+        """Hash of everything that changes results: the config's content and the effective backend settings
+        (Backend.settings(): what actually runs, after CLI overrides, in place of the config's `backend:`
+        and `model:`). A resumed run must match it."""
+        keep = {k: v for k, v in self.raw.items() if k not in UNFINGERPRINTED}
+        blob = json.dumps({"config": keep, "backend": backend_settings}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _need(cond: bool, path: str, key: str, msg: str) -> None:

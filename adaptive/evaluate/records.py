@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterable
 
 RECORDS = "records.jsonl"
+LOCK = ".lock"  # the run directory's lock file: held by the eval writing it (runner.run_eval)
 
 
 def repair_tail(path: Path) -> int:
@@ -42,12 +43,16 @@ def repair_tail(path: Path) -> int:
         return size
 
 
-def read_records(path: Path) -> list[dict]:
+def read_records(path: Path, *, live: bool = False) -> list[dict]:
+    """`live`: another process may be appending; a last line without its newline is still being written
+    and is left out."""
     if not path.exists():
         return []
     out = []
     with open(path) as f:
         for line in f:
+            if live and not line.endswith("\n"):
+                break
             if line.strip():
                 out.append(json.loads(line))
     return out
