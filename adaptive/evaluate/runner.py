@@ -51,6 +51,17 @@ def _differences(old: dict, new: dict) -> list[str]:
     return diff
 
 
+SECRET_KEYS = ("api_key", "headers")
+
+
+def redacted(raw: dict) -> dict:
+    """The config as stored in run.json and every record: a backend's api key and headers replaced."""
+    backend = raw.get("backend")
+    if not isinstance(backend, dict) or not any(k in backend for k in SECRET_KEYS):
+        return raw
+    return {**raw, "backend": {k: ("<redacted>" if k in SECRET_KEYS else v) for k, v in backend.items()}}
+
+
 def _check_resume(out: Path, meta: dict, first_record: dict) -> None:
     """A run with records resumes only with the same fingerprint. Its metadata is run.json, or, if that
     is gone, the `run` block every record carries."""
@@ -139,7 +150,7 @@ def _run_locked(config, out: Path, policies, spec, examples, load_report, backen
 
         backend = make_backend(config.backend, config.model)
     settings = backend_settings(backend)
-    meta = {"fingerprint": config.fingerprint(settings), "config": config.raw, "config_path": config.source,
+    meta = {"fingerprint": config.fingerprint(settings), "config": redacted(config.raw), "config_path": config.source,
             "backend": settings, "model_id": backend.model_id, "task": spec.name, "versions": library_versions(),
             "seed": config.seed,
             "load_report": {"rows_read": load_report.rows_read, "rows_skipped": load_report.rows_skipped,
@@ -153,7 +164,7 @@ def _run_locked(config, out: Path, policies, spec, examples, load_report, backen
             _write_meta(out, meta)
     meta_written = bool(existing)
     run_info = {"fingerprint": meta["fingerprint"], "model_id": backend.model_id, "backend": settings,
-                "seed": config.seed, "versions": meta["versions"], "config": config.raw}
+                "seed": config.seed, "versions": meta["versions"], "config": meta["config"]}
     targets = LatencyTargets(**config.latency_targets) if config.latency_targets else LatencyTargets()
     estimators = _estimators(config, policies, backend)
     from ..controller import Controller
