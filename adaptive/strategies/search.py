@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..backends.base import Backend, Completion
+from ..confidence import TOP_LOGPROBS
 from ..errors import PlanError
 from ..plan import Plan
 from ..result import Result
@@ -50,7 +51,7 @@ def _search(query: Query, plan: Plan, backend: Backend, verifier: Verifier | Non
     active = [Beam(root=i) for i in range(plan.search_beams)] if diverse else [Beam()]
     done: list[Beam] = []
     stop_reason = "search_depth"
-    top = 5 if (plan.verifier or "").startswith("confidence") else 0
+    top = TOP_LOGPROBS if (plan.verifier or "").startswith("confidence") else 0
     for depth in range(plan.search_depth):
         if not active:
             stop_reason = "all_finished"
