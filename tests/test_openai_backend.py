@@ -309,6 +309,57 @@ def test_real_transformers_serve(real_server, tokenizer):
 
 # --- bugs found against vLLM, reproduced on the fake server (it seeds choice i with seed + i, as vLLM) --
 
+def _seed_script(prompt, prefix, i, seed):
+    return f"The answer is {seed}."
+
+
+def test_waves_with_a_seed_draw_distinct_samples():
+    """Wave k was seeded plan.seed + k: with vLLM's seed + i per choice, wave k's second sample was wave
+    k+1's first. Seeds now follow the samples already drawn, so every sample has its own seed."""
+    with FakeOpenAIServer(_seed_script) as srv, backend(srv) as b:
+        r = run_sampling_batch(tasks(1), [Plan(max_samples=6, wave_size=2, seed=1)], b)[0]
+        assert [s.answer for s in r.samples] == ["1", "2", "3", "4", "5", "6"]
+        assert [(body["seed"], body["n"]) for body in srv.requests] == [(1, 2), (3, 2), (5, 2)]
+
+
+def test_cli_wave_and_seed_give_distinct_samples(capsys):
+    import json
+
+    from adaptive.cli import main
+
+    with FakeOpenAIServer(_seed_script) as srv:
+        rc = main(["generate", "What is 1 + 1?", "--backend", "openai", "--base-url", srv.url, "--model", "fake-model",
+                   "--samples", "4", "--wave", "2", "--seed", "1", "--json"])
+        assert rc == 0
+        answers = [s["answer"] for s in json.loads(capsys.readouterr().out)["samples"]]
+        assert answers == ["1", "2", "3", "4"]
+
+
+def test_search_and_refine_calls_never_share_seeds():
+    def script(prompt, prefix, i, seed):
+        return f"Step {seed} of {len(prefix)}.\n\nmore"
+
+    with FakeOpenAIServer(script) as srv, backend(srv) as b:
+        plan = Plan(strategy="beam_search", verifier="logprob", search_width=2, search_beams=2, search_depth=3, seed=5,
+                    max_new_tokens=16)
+        run_strategy_on(b, plan)
+        ranges = [(body["seed"], body["seed"] + body.get("n", 1)) for body in srv.requests]
+        seeds = [s for lo, hi in ranges for s in range(lo, hi)]
+        assert len(ranges) == 5 and len(seeds) == len(set(seeds)) == 10  # 1 root call, 2 beams x 2 depths
+    with FakeOpenAIServer(lambda p, pre, i, seed: f"The answer is {seed}.") as srv, backend(srv) as b:
+        run_strategy_on(b, Plan(strategy="refine", refine_steps=2, seed=5, max_new_tokens=16))
+        seeds = [body["seed"] for body in srv.requests]
+        assert len(seeds) >= 3 and len(set(seeds)) == len(seeds)
+
+
+def run_strategy_on(b, plan):
+    from adaptive.strategies import run_strategy
+    from adaptive.verifiers.base import make_verifier
+
+    verifier = make_verifier(plan.verifier, plan.verifier_params, b) if plan.verifier else None
+    return run_strategy(tasks(1)[0], plan, b, verifier)
+
+
 def test_greedy_with_several_samples_is_split_into_single_calls():
     """vLLM refuses n > 1 at temperature 0 with a 400 that does not quote 'n': learned, then split."""
     with FakeOpenAIServer() as srv, backend(srv) as b:

@@ -39,8 +39,12 @@ class Query:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def sampling_params(plan: Plan, max_new_tokens: int | None = None, seed_offset: int = 0, **kw) -> SamplingParams:
-    seed = None if plan.seed is None else plan.seed + seed_offset
+def sampling_params(plan: Plan, max_new_tokens: int | None = None, *, drawn: int = 0, **kw) -> SamplingParams:
+    """The next call's sampling settings. `drawn`: samples already drawn for this query. A call is seeded
+    plan.seed + drawn and its n samples take seeds seed .. seed + n - 1 (vLLM seeds choice i with seed + i;
+    the OpenAI backend seeds split samples the same way), so no two calls of one query share a seed:
+    offsetting by the call's number instead would give wave k's second sample wave k+1's first seed."""
+    seed = None if plan.seed is None else plan.seed + drawn
     return SamplingParams(max_new_tokens=max_new_tokens or plan.max_new_tokens, temperature=plan.temperature,
                           top_p=plan.top_p, top_k=plan.top_k, seed=seed, **kw)
 

@@ -31,7 +31,6 @@ class _State:
     answers: list = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     floor: float | None = None
-    waves: int = 0
     stop_reason: str | None = None
 
     def views(self) -> list[SampleView]:
@@ -67,7 +66,7 @@ class _State:
         if self.floor is not None:
             extra.update(confidence_floor=self.floor, confidence_window=getattr(self.rule, "window", DEFAULT_WINDOW))
         self._n = n
-        return sampling_params(self.plan, max_new, seed_offset=self.waves, stop=self.query.stop, **extra)
+        return sampling_params(self.plan, max_new, drawn=len(self.comps), stop=self.query.stop, **extra)
 
 
 def _start(query: Query, plan: Plan, verifier: Verifier | None) -> _State:
@@ -99,7 +98,6 @@ def _sampling_batch(queries, plans, backend, verifier) -> list[Result]:
             gen = backend.generate([Request(s.query.prompt, n=s._n, raw=s.query.raw) for s in group], params)
             for st, comps, usage in zip(group, gen.completions, gen.per_request):
                 st.query.ledger.add(usage)
-                st.waves += 1
                 st.add(comps, verifier)
                 pending.append(st)
     return [_result(st, verifier) for st in states]

@@ -52,6 +52,7 @@ def _search(query: Query, plan: Plan, backend: Backend, verifier: Verifier | Non
     done: list[Beam] = []
     stop_reason = "search_depth"
     top = TOP_LOGPROBS if (plan.verifier or "").startswith("confidence") else 0
+    drawn = 0  # candidates drawn so far: each call's seeds follow them
     for depth in range(plan.search_depth):
         if not active:
             stop_reason = "all_finished"
@@ -66,10 +67,11 @@ def _search(query: Query, plan: Plan, backend: Backend, verifier: Verifier | Non
         if max_new < 1:
             stop_reason = "token_budget"
             break
-        params = sampling_params(plan, max_new, seed_offset=depth, stop=(delim,) + query.stop, top_logprobs=top)
         candidates: list[Beam] = []
         for beam in active:  # one backend call per beam: each has its own prefix
+            params = sampling_params(plan, max_new, drawn=drawn, stop=(delim,) + query.stop, top_logprobs=top)
             gen = call(backend, query, per_beam, params, prefix=beam.text)
+            drawn += per_beam
             candidates += [beam.extend(c, delim) for c in gen.completions[0]]
         scores = score(query, verifier, [b.as_completion() for b in candidates])
         for b, s in zip(candidates, scores):
