@@ -368,6 +368,8 @@ class OpenAIBackend:
         return consume
 
     def _learn_from_answer(self, choices: list[Choice], body: dict, params: SamplingParams) -> None:
+        if body.get("continue_final_message"):
+            self.caps.prefix = True
         if params.top_logprobs > 0 and not all(c.had_logprobs and all(c.tops) for c in choices if c.pieces):
             self.caps.top_logprobs = False
             raise self.caps.no_top_logprobs(self.base_url)
