@@ -481,3 +481,24 @@ def test_cli_with_nothing_listening_exits_2_with_one_line_within_30_s():
     worst = (d["max_retries"] + 1) * d["connect_timeout_s"] + sum(d["backoff_base_s"] * 2 ** a
                                                                    for a in range(d["max_retries"]))
     assert worst <= 30
+
+
+def test_close_or_collection_stops_the_loop_thread():
+    import gc
+
+    with FakeOpenAIServer() as srv:
+        b = backend(srv)
+        b.generate([Request("What is 1 + 1?")], SamplingParams())
+        thread = b.session._loop.thread
+        b.close()
+        b.close()  # idempotent
+        assert not thread.is_alive()
+        with pytest.raises(AdaptiveError, match="closed"):  # a new loop thread would outlive the backend
+            b.generate([Request("What is 1 + 1?")], SamplingParams())
+        b = backend(srv)
+        b.generate([Request("What is 1 + 1?")], SamplingParams())
+        thread = b.session._loop.thread
+        del b
+        gc.collect()
+        thread.join(5)
+        assert not thread.is_alive()

@@ -184,6 +184,7 @@ class Session:
         self.stats = ServerStats()
         self._rng = random.Random()
         self._lock = threading.Lock()
+        self._closed = False
         self._loop: LoopThread | None = None
         self._client = None
         self._sem: asyncio.Semaphore | None = None
@@ -191,6 +192,9 @@ class Session:
     def run(self, coro):
         """Run a coroutine on the session's loop thread (started on first use) and return its result."""
         with self._lock:
+            if self._closed:  # its finalizer has run: a new loop thread would outlive the backend
+                coro.close()
+                raise AdaptiveError(f"the OpenAI backend for {self.base_url} is closed")
             if self._loop is None:
                 self._loop = LoopThread()
             loop = self._loop
@@ -199,6 +203,7 @@ class Session:
     def close(self) -> None:
         """Close the HTTP client and stop the loop thread. Idempotent; safe from any thread."""
         with self._lock:
+            self._closed = True
             loop, self._loop = self._loop, None
             client, self._client = self._client, None
         if loop is not None:
