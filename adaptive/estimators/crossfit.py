@@ -7,6 +7,7 @@ prompt pass per prompt for the probe) and each fold refits only the linear model
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 from typing import Sequence
@@ -40,14 +41,23 @@ def crossfit(estimator, prompts: Sequence, labels: Sequence[float], counts: Sequ
     y = np.asarray(labels, dtype=np.float64)
     k = np.ones(len(prompts)) if counts is None else np.asarray(counts, dtype=np.float64)
     fold = np.asarray(fold_of_texts([prompt_text(p) for p in prompts], folds, seed))
-    out = np.zeros(len(prompts))
-    for f in range(folds):
-        train, test = fold != f, fold == f
-        if not test.any():
-            continue
-        estimator.fit_features(X[train], y[train], k[train])
-        out[test] = estimator.model_.predict(X[test])
+    # The final fit on every prompt first: when the estimator chooses its C by CV, that choice is made once
+    # here and the folds refit at it (a grid search per fold would cost folds x grid x cv fits).
     estimator.fit_features(X, y, k)
+    final, spec = estimator.model_, estimator.spec
+    if spec.C_grid is not None and final.C is not None:
+        estimator.spec = dataclasses.replace(spec, C=final.C, C_grid=None)
+    out = np.zeros(len(prompts))
+    try:
+        for f in range(folds):
+            train, test = fold != f, fold == f
+            if not test.any():
+                continue
+            estimator.fit_features(X[train], y[train], k[train])
+            out[test] = estimator.model_.predict(X[test])
+    finally:  # the estimator leaves as fitted on every prompt, with its own spec
+        estimator.spec = spec
+        estimator.model_, estimator.n_train_ = final, len(prompts)
     return out
 
 
