@@ -17,7 +17,9 @@ What it does with a batch of requests:
   to what each streamed); when the server omits usage they are counted with the local tokenizer and the
   call is marked `counted_locally`. Token *ids* are not sent by servers: `token_ids` holds the local
   tokenizer's ids when their count agrees with the server's, else `-1` placeholders of the right length.
-* Retries: connection errors, timeouts (per attempt: `timeout_s`), 408/409/425/429/5xx and streams cut
+* Timeouts: `connect_timeout_s` to connect, `read_timeout_s` between two reads of a response (default
+  `timeout_s`), `timeout_s` for a whole attempt (wall clock: a trickling stream cannot evade it).
+* Retries: connection errors, timeouts, 408/409/425/429/5xx and streams cut
   before every choice finished are retried from scratch with exponential backoff and full jitter
   (Retry-After honoured, capped at 60 s). A failed attempt's partial tokens are discarded; only complete
   answers reach strategies. After `max_retries` retries: AdaptiveError naming the URL, status, attempts.
@@ -113,14 +115,16 @@ class OpenAIBackend:
                  tokenizer=None, supports_n: bool | None = None, context_window: int | None = None, *,
                  supports_prefix: bool | None = None, supports_logprobs: bool | None = None,
                  supports_ignore_eos: bool | None = None, model_config=None, model_id: str | None = None,
-                 connect_timeout_s: float = 10.0, headers: dict | None = None):
+                 connect_timeout_s: float = 10.0, read_timeout_s: float | None = None, headers: dict | None = None):
         if endpoint not in ("chat", "completions"):
             raise InputError(f"endpoint={endpoint!r}: must be 'chat' or 'completions'")
         for name, v, lo in (("max_in_flight", max_in_flight, 1), ("max_retries", max_retries, 0)):
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise InputError(f"{name}={v!r}: must be an integer >= {lo}")
-        if not (isinstance(timeout_s, (int, float)) and timeout_s > 0):
-            raise InputError(f"timeout_s={timeout_s!r}: must be > 0")
+        for name, v in (("timeout_s", timeout_s), ("connect_timeout_s", connect_timeout_s),
+                        ("read_timeout_s", timeout_s if read_timeout_s is None else read_timeout_s)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise InputError(f"{name}={v!r}: must be > 0")
         if not base_url or not isinstance(base_url, str):
             raise InputError("base_url is required (e.g. http://127.0.0.1:8000/v1)")
         url = base_url.rstrip("/")
@@ -131,6 +135,7 @@ class OpenAIBackend:
         self.endpoint = endpoint
         self.max_in_flight, self.timeout_s, self.max_retries = max_in_flight, float(timeout_s), max_retries
         self.backoff_base_s, self.connect_timeout_s = float(backoff_base_s), float(connect_timeout_s)
+        self.read_timeout_s = float(timeout_s if read_timeout_s is None else read_timeout_s)
         self.extra_headers = dict(headers or {})
         self.tokenizer = self._load_tokenizer(tokenizer)
         # Detected-or-configured server features; None = not known yet (tried, then remembered).
@@ -198,7 +203,8 @@ class OpenAIBackend:
             if self.api_key:
                 headers["Authorization"] = f"Bearer {self.api_key}"
             limits = httpx.Limits(max_connections=self.max_in_flight, max_keepalive_connections=self.max_in_flight)
-            timeout = httpx.Timeout(self.timeout_s, connect=min(self.connect_timeout_s, self.timeout_s))
+            timeout = httpx.Timeout(self.timeout_s, connect=min(self.connect_timeout_s, self.timeout_s),
+                                    read=min(self.read_timeout_s, self.timeout_s))
             self._client = httpx.AsyncClient(headers=headers, timeout=timeout, limits=limits, trust_env=False)
             self._sem = asyncio.Semaphore(self.max_in_flight)
         return self._client
@@ -408,8 +414,14 @@ class OpenAIBackend:
                     raise  # counted as failed by the caller unless it can adapt (drop a refused field)
                 except Retryable as e:
                     last, wait = e.what, e.retry_after
-                except (asyncio.TimeoutError, httpx.TimeoutException):
-                    last = f"timed out after {self.timeout_s:g} s"
+                except asyncio.TimeoutError:
+                    last = f"attempt timed out after {self.timeout_s:g} s"
+                except httpx.ConnectTimeout:
+                    last = f"connect timed out after {min(self.connect_timeout_s, self.timeout_s):g} s"
+                except httpx.ReadTimeout:
+                    last = f"no data for {min(self.read_timeout_s, self.timeout_s):g} s (read timeout)"
+                except httpx.TimeoutException as e:
+                    last = f"timed out: {type(e).__name__}"
                 except (httpx.TransportError, httpx.StreamError, ValueError) as e:  # ValueError: bad JSON in stream
                     last = f"{type(e).__name__}: {e}"
                 finally:

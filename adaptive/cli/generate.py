@@ -28,7 +28,7 @@ def run(args) -> int:
     given = {field: v for flag, field in PLAN_FLAGS.items() if (v := getattr(args, flag)) is not None}
     plan = GENERATE_PLAN.with_strategy(given.pop("strategy", GENERATE_PLAN.strategy), **given).check_names()
 
-    gen = AdaptiveGenerator(backend=make_backend(backend_config(args), args.model), policy=plan,
+    gen = AdaptiveGenerator(backend=make_backend(backend_config(args)), policy=plan,
                             time_breakdown=args.timing)
     result = gen.generate(args.prompt)
     if args.json:
@@ -46,9 +46,7 @@ def add_arguments(p) -> None:
     from ..registry import extractors, stopping_rules, strategies, verifiers
 
     d = GENERATE_PLAN
-    p.add_argument("prompt")
-    p.add_argument("--model", default=None, help="hub id or local path (default: the embedded SmolLM2-135M)")
-    p.add_argument("--device", default="auto", help="hf: auto (CUDA if available, else CPU), cpu, cuda, cuda:N, mps")
+    p.add_argument("prompt", help="the prompt to answer")
     add_backend_args(p)
     p.add_argument("--strategy", default=None,
                    help=f"how compute is spent: {', '.join(strategies.names())} (default {d.strategy})")

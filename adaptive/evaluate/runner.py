@@ -7,7 +7,6 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from ..compute import LatencyTargets
 from ..errors import ConfigError
 from .config import EvalConfig
 from .records import RECORDS, append_records, read_records, record_key, repair_tail
@@ -37,40 +36,39 @@ def _check_resume(out: Path, meta: dict) -> None:
                       f"(fingerprint {old.get('fingerprint')} vs {meta['fingerprint']}); use a new --out")
 
 
-def _policies(config: EvalConfig, only: list[str] | None):
-    pols = config.policies
+def _policies(config: EvalConfig, only: list[str] | None) -> dict:
+    """name -> Policy for the policies to run: a plan as a fixed policy, a policy file loaded."""
+    specs = config.policies
     if only:
-        names = {p.name for p in pols}
+        names = {p.name for p in specs}
         missing = [n for n in only if n not in names]
         if missing:
             raise ConfigError(f"{config.source}: no policy named {', '.join(missing)}; "
                               f"defined: {', '.join(sorted(names))}")
-        pols = [p for p in pols if p.name in only]
-    from ..policies import load_policy
+        specs = [p for p in specs if p.name in only]
+    from ..policies import FixedPolicy, load_policy
 
-    for p in pols:
-        if p.plan is None and p.policy is None:
-            p.policy = load_policy(p.policy_file)
-    return pols
+    return {p.name: FixedPolicy(name=p.name, plan=p.plan) if p.plan is not None else load_policy(p.policy)
+            for p in specs}
 
 
-def _estimators(config: EvalConfig, policies, backend) -> dict:
+def _estimators(config: EvalConfig, policies: dict, backend) -> dict:
     """One loaded estimator per policy that needs one (the policy's own, else the config's)."""
     from ..estimators import load_estimator
 
     loaded: dict[str, object] = {}
     out = {}
-    for p in policies:
-        if p.policy is None or not p.policy.needs_estimator:
+    for name, policy in policies.items():
+        if not policy.needs_estimator:
             continue
-        path = p.policy.estimator_path() or config.estimator
+        path = policy.estimator_path() or config.estimator
         if path is None:
-            raise ConfigError(f"{config.source}: policy {p.name!r} needs a difficulty estimator: name one in "
+            raise ConfigError(f"{config.source}: policy {name!r} needs a difficulty estimator: name one in "
                               f"its policy file or as 'estimator:' in the config")
         key = str(path)
         if key not in loaded:
             loaded[key] = load_estimator(path, backend)
-        out[p.name] = loaded[key]
+        out[name] = loaded[key]
     return out
 
 
@@ -96,7 +94,7 @@ def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = No
     if backend is None:
         from ..backends.factory import make_backend
 
-        backend = make_backend(config.backend, config.model)
+        backend = make_backend(config.backend)
     meta["model_id"] = backend.model_id
     if not (out / RUN_META).exists():
         tmp = out / (RUN_META + ".tmp")
@@ -104,23 +102,21 @@ def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = No
         tmp.replace(out / RUN_META)
     run_info = {"fingerprint": meta["fingerprint"], "model_id": backend.model_id, "seed": config.seed,
                 "versions": meta["versions"], "config": config.raw}
-    targets = LatencyTargets(**config.latency_targets) if config.latency_targets else LatencyTargets()
     estimators = _estimators(config, policies, backend)
     from ..controller import Controller
-    from ..policies import FixedPolicy
 
-    controllers = {p.name: Controller(backend, p.policy or FixedPolicy(name=p.name, plan=p.plan),
-                                      estimators.get(p.name), targets=targets, time_breakdown=config.timing)
-                   for p in policies}
-    bar = _Progress(len(examples) * len(policies), len(done & {(e.id, p.name) for e in examples for p in policies}),
+    controllers = {name: Controller(backend, policy, estimators.get(name), targets=config.latency_targets,
+                                    time_breakdown=config.timing)
+                   for name, policy in policies.items()}
+    bar = _Progress(len(examples) * len(policies), len(done & {(e.id, name) for e in examples for name in policies}),
                     progress)
     for start in range(0, len(examples), config.batch_size):
         batch = examples[start:start + config.batch_size]
-        for pol in policies:
-            pending = [ex for ex in batch if (ex.id, pol.name) not in done]
+        for name in policies:
+            pending = [ex for ex in batch if (ex.id, name) not in done]
             if not pending:
                 continue
-            records = _run_batch(spec, pending, pol.name, controllers[pol.name], run_info)
+            records = _run_batch(spec, pending, name, controllers[name], run_info)
             append_records(log, records)
             done.update(record_key(r) for r in records)
             bar.update(records)
