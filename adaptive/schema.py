@@ -169,7 +169,13 @@ def describe(tp) -> str:
             return f"a mapping with kind: {' | '.join(kinds.table())}"
         return describe(base)
     if _is_union(tp):
-        parts = [describe(a) for a in _args(tp) if a is not type(None)]
+        members = [a for a in _args(tp) if a is not type(None)]
+        classes = [a for a in members if dataclasses.is_dataclass(a)]
+        parts = [describe(a) for a in members if a not in classes]
+        if len(classes) > 1:
+            parts.append(f"a mapping with kind: {' | '.join(_kind_table(classes))}")
+        elif classes:
+            parts.append(describe(classes[0]))
         text = " or ".join(parts)
         return text + " or null" if type(None) in _args(tp) else text
     if origin is Literal:

@@ -1,5 +1,5 @@
-"""The tuner's search space (a file, or a shipped one: adaptive/resources/tune/*.yaml), validated like every other file: errors name the file
-and the key.
+"""The tuner's search space (a file, or a shipped one: adaptive/resources/tune/*.yaml), read by the one
+config loader (adaptive/schema.py): errors name the file and the key.
 
     schema: 1
     seeds: 20                 # replay orders per prompt
@@ -15,106 +15,84 @@ null means "derived from --budgets" (see each key in adaptive/resources/tune/def
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
 
-import yaml
-
-from ..errors import ConfigError
-from ..policies.schema import check_keys, is_int, is_num, need
 from ..resources import resolve
+from ..schema import Invalid, at_least, between, equals, load, non_empty, option, read_yaml
 
 FAMILIES = ("fixed", "stopping", "binned", "allocate")
-TOP = {"schema", "seeds", "held_out", "split_seed", "match_tolerance", "families", "stopping", "binned",
-       "allocate", "description"}
 DEFAULT = "default"  # the shipped search space (adaptive/resources/tune/default.yaml)
 
+Caps = Annotated[list[Annotated[int, at_least(1)]], non_empty]
 
-@dataclass
+
+def _distinct_sorted(obj, name: str) -> None:
+    v = getattr(obj, name)
+    if v is not None:
+        object.__setattr__(obj, name, sorted(set(v)))
+
+
+@dataclass(frozen=True)
+class StoppingSearch:
+    caps: Caps | None = None  # sample caps; None: the budgets
+    wave_sizes: Caps = option(default_factory=lambda: [1, 2, 4])
+    rules: dict[str, dict[str, Annotated[list[Any], non_empty]]] = option(
+        default_factory=lambda: {"beta": {"threshold": [0.6, 0.8, 0.9, 0.95]}, "esc": {"window": [2, 4]}},
+        check=non_empty)  # rule -> parameter -> values to try
+
+    def __post_init__(self):
+        _distinct_sorted(self, "caps")
+        _distinct_sorted(self, "wave_sizes")
+        from ..stopping import make_rule
+
+        for name, grid in self.rules.items():
+            for k, values in grid.items():
+                for v in values:
+                    try:
+                        make_rule(name, {k: v})
+                    except Exception as e:  # noqa: BLE001 - an unknown rule or a bad value, reported with the key
+                        raise Invalid(f"rules.{name}.{k}", str(e)) from None
+
+
+@dataclass(frozen=True)
+class BinnedSearch:
+    caps: Caps | None = None  # per-bin sample-cap choices; None: the budgets
+
+    def __post_init__(self):
+        _distinct_sorted(self, "caps")
+
+
+@dataclass(frozen=True)
+class AllocateSearch:
+    curves: Annotated[list[Literal["best_of_b", "majority"]], non_empty] = \
+        option(default_factory=lambda: ["best_of_b", "majority"])
+    means: Annotated[list[Annotated[float, at_least(1)]], non_empty] | None = None  # None: from the budgets
+    per_prompt_cap: int | None = option(None, check=at_least(1))                    # None: the largest budget
+
+    def __post_init__(self):
+        _distinct_sorted(self, "means")
+
+
+@dataclass(frozen=True)
 class TuneConfig:
-    seeds: int = 20
-    held_out: float = 0.5
-    split_seed: int = 0
-    match_tolerance: float = 0.01
-    families: list = field(default_factory=lambda: list(FAMILIES))
-    stop_caps: list | None = None
-    wave_sizes: list = field(default_factory=lambda: [1, 2, 4])
-    rules: dict = field(default_factory=lambda: {"beta": {"threshold": [0.6, 0.8, 0.9, 0.95]},
-                                                 "esc": {"window": [2, 4]}})
-    binned_caps: list | None = None
-    curves: list = field(default_factory=lambda: ["best_of_b", "majority"])
-    means: list | None = None
-    per_prompt_cap: int | None = None
-    source: str = "<defaults>"
-
-
-def _int_list(v, path, key, allow_null=True):
-    if v is None and allow_null:
-        return None
-    need(isinstance(v, list) and v and all(is_int(x) and x >= 1 for x in v), path, key,
-         f"{v!r}: a non-empty list of integers >= 1" + (" or null" if allow_null else ""))
-    return sorted(set(v))
+    schema: int = option(1, check=equals(1))
+    seeds: int = option(20, check=at_least(1))
+    held_out: float = option(0.5, check=between(0, 1, open_low=True, open_high=True))
+    split_seed: int = option(0, check=at_least(0))
+    match_tolerance: float = option(0.01, check=at_least(0))
+    families: Annotated[list[Literal[FAMILIES]], non_empty] = option(default_factory=lambda: list(FAMILIES))  # type: ignore[valid-type]
+    stopping: StoppingSearch = field(default_factory=StoppingSearch)
+    binned: BinnedSearch = field(default_factory=BinnedSearch)
+    allocate: AllocateSearch = field(default_factory=AllocateSearch)
+    description: str = ""
+    source: str = option("<defaults>", internal=True)
 
 
 def parse_tune_config(raw, path: str = "<tune config>") -> TuneConfig:
-    need(isinstance(raw, dict), path, "<top>", "must be a mapping")
-    check_keys(raw, TOP, path)
-    need(raw.get("schema", 1) == 1, path, "schema", f"{raw.get('schema')!r}: unsupported (reads 1)")
-    c = TuneConfig(source=path)
-    c.seeds = raw.get("seeds", c.seeds)
-    need(is_int(c.seeds) and c.seeds >= 1, path, "seeds", f"{c.seeds!r}: an integer >= 1")
-    c.held_out = raw.get("held_out", c.held_out)
-    need(is_num(c.held_out) and 0 < c.held_out < 1, path, "held_out", f"{c.held_out!r}: a fraction in (0, 1)")
-    c.split_seed = raw.get("split_seed", 0)
-    need(is_int(c.split_seed) and c.split_seed >= 0, path, "split_seed", "an integer >= 0")
-    c.match_tolerance = raw.get("match_tolerance", c.match_tolerance)
-    need(is_num(c.match_tolerance) and c.match_tolerance >= 0, path, "match_tolerance", "a number >= 0")
-    fam = raw.get("families", c.families)
-    need(isinstance(fam, list) and fam and all(f in FAMILIES for f in fam), path, "families",
-         f"{fam!r}: a list from {', '.join(FAMILIES)}")
-    c.families = list(fam)
-    st = raw.get("stopping", {}) or {}
-    need(isinstance(st, dict), path, "stopping", "a mapping")
-    check_keys(st, {"caps", "wave_sizes", "rules"}, path, "stopping.")
-    c.stop_caps = _int_list(st.get("caps"), path, "stopping.caps")
-    c.wave_sizes = _int_list(st.get("wave_sizes", c.wave_sizes), path, "stopping.wave_sizes", False)
-    rules = st.get("rules", c.rules)
-    need(isinstance(rules, dict) and rules, path, "stopping.rules", "a mapping rule -> {param: [values]}")
-    from ..stopping import make_rule
-
-    for name, grid in rules.items():
-        need(isinstance(grid, dict), path, f"stopping.rules.{name}", "a mapping param -> list of values")
-        for k, vals in grid.items():
-            need(isinstance(vals, list) and vals, path, f"stopping.rules.{name}.{k}", "a non-empty list")
-            for v in vals:
-                try:
-                    make_rule(name, {k: v})
-                except Exception as e:  # noqa: BLE001 - unknown rule or bad value, reported with the key
-                    raise ConfigError(f"{path}: key 'stopping.rules.{name}.{k}': {e}") from None
-    c.rules = rules
-    b = raw.get("binned", {}) or {}
-    need(isinstance(b, dict), path, "binned", "a mapping")
-    check_keys(b, {"caps"}, path, "binned.")
-    c.binned_caps = _int_list(b.get("caps"), path, "binned.caps")
-    a = raw.get("allocate", {}) or {}
-    need(isinstance(a, dict), path, "allocate", "a mapping")
-    check_keys(a, {"curves", "means", "per_prompt_cap"}, path, "allocate.")
-    c.curves = a.get("curves", c.curves)
-    need(isinstance(c.curves, list) and c.curves and all(x in ("best_of_b", "majority") for x in c.curves), path,
-         "allocate.curves", f"{c.curves!r}: a list from best_of_b, majority")
-    means = a.get("means")
-    need(means is None or (isinstance(means, list) and means and all(is_num(m) and m >= 1 for m in means)), path,
-         "allocate.means", f"{means!r}: a list of numbers >= 1, or null")
-    c.means = sorted(set(float(m) for m in means)) if means else None
-    cap = a.get("per_prompt_cap")
-    need(cap is None or (is_int(cap) and cap >= 1), path, "allocate.per_prompt_cap", f"{cap!r}: an integer >= 1")
-    c.per_prompt_cap = cap
-    return c
+    return load(TuneConfig, raw, str(path), internal={"source": str(path)})
 
 
 def load_tune_config(path=None) -> TuneConfig:
     """Read and validate a search space: a file path, or the name of a shipped one (default: `default`)."""
     p = resolve("tune", path or DEFAULT)
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML: {e}") from None
-    return parse_tune_config(raw, str(p))
+    return parse_tune_config(read_yaml(p), str(p))
