@@ -3,15 +3,15 @@ tuner's held-out split never sees an estimator trained on its own prompts.
 
 python scripts/crossfit_bank.py --logs runs/labels/arith_k16.jsonl --estimator probe --out runs/bank/arith.jsonl
 """
-import argparse
 import random
 import sys
 
 from adaptive.backends.hf.loading import quiet_transformers
+from adaptive.cli import ArgumentParser, run_main
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--logs", required=True)
     ap.add_argument("--estimator", default="probe")
     ap.add_argument("--folds", type=int, default=5)
@@ -48,4 +48,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -3,7 +3,6 @@
 python scripts/label_task.py --task arith_mixed --limit 150 --k 16 --out runs/labels/arith_k16.jsonl
 Each line: id, prompt, gold, meta, samples [{answer, correct, tokens, ...}], pass_rate, majority_correct.
 """
-import argparse
 import json
 import sys
 import time
@@ -11,15 +10,18 @@ from pathlib import Path
 
 from adaptive.backends.base import SamplingParams
 from adaptive.backends.hf.loading import quiet_transformers
+from adaptive.cli import ArgumentParser, run_main
+from adaptive.cli.common import positive_int
+from adaptive.errors import InputError
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", default="arith_mixed")
-    ap.add_argument("--limit", type=int, default=150)
-    ap.add_argument("--k", type=int, default=16)
+    ap.add_argument("--limit", type=positive_int, default=150, help="prompts (default 150)")
+    ap.add_argument("--k", type=positive_int, default=16, help="samples per prompt (default 16)")
     ap.add_argument("--max-new-tokens", type=int, default=40)
-    ap.add_argument("--batch-size", type=int, default=4, help="prompts per backend call")
+    ap.add_argument("--batch-size", type=positive_int, default=4, help="prompts per backend call")
     ap.add_argument("--model", default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
@@ -31,6 +33,9 @@ def main() -> int:
     from adaptive.estimators.train import build_labels
     from adaptive.tasks import load_task
 
+    bad = [w for w in args.where if "=" not in w]
+    if bad:
+        raise InputError(f"--where {bad[0]!r}: expected KEY=VALUE")
     where = dict(w.split("=", 1) for w in args.where) or None
     spec, examples, _ = load_task(args.task, limit=args.limit, shuffle=False, where=where)
     backend = HFBackend.from_pretrained(args.model)
@@ -53,4 +58,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

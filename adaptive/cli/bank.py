@@ -1,6 +1,7 @@
 """`adaptive bank`: draw K samples per prompt with the eval runner and save them as a sample bank."""
 from __future__ import annotations
 
+from .common import positive_int
 
 HELP = "draw K samples per prompt with the eval runner and save a sample bank"
 
@@ -20,9 +21,9 @@ def run(args) -> int:
 def add_arguments(p) -> None:
     p.add_argument("--config", required=True, help="eval config: a file, or a shipped one by name (bank_arith)")
     p.add_argument("--out", required=True, help="bank file to write (JSONL)")
-    p.add_argument("--samples", type=int, default=None, help="K: run one fixed-K sampling policy")
+    p.add_argument("--samples", type=positive_int, default=None, help="K: run one fixed-K sampling policy")
     p.add_argument("--policy", default=None, help="use this policy of the config as it is (instead of --samples)")
-    p.add_argument("--limit", type=int, default=None, help="number of prompts (overrides the config)")
+    p.add_argument("--limit", type=positive_int, default=None, help="number of prompts, >= 1 (overrides the config)")
     p.add_argument("--run-dir", default=None, help="eval run directory (default runs/bank_<config name>)")
     p.add_argument("--estimator", default=None, help="estimator file: store p_hat and bin per prompt")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

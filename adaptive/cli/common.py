@@ -1,6 +1,8 @@
 """What several subcommands share: the backend flags and the `backend:` mapping they make (read as a
-BackendConfig, adaptive/backends/config.py), and the one-line compute summary of a Result."""
+BackendConfig, adaptive/backends/config.py), count flags, and the one-line compute summary of a Result."""
 from __future__ import annotations
+
+import argparse
 
 from ..backends.config import BACKEND_KINDS, BackendConfig
 from ..errors import InputError
@@ -19,6 +21,17 @@ def summary_line(result) -> str:
         parts.append(f"fluidity {c.fluidity:.2f}")
     parts.append(f"stop: {result.stop_reason}")
     return " | ".join(parts)
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts (--limit, --samples, ...): an integer >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
 
 
 # argparse dest -> backend key; a flag applies to the kinds whose config has its key

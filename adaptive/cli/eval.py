@@ -1,7 +1,7 @@
 """`adaptive eval`: run the policies of an eval config over its task; records, report and plots (resumable)."""
 from __future__ import annotations
 
-from .common import add_backend_args, backend_config, backend_mapping
+from .common import add_backend_args, backend_config, backend_mapping, positive_int
 
 HELP = "evaluate policies on a task; writes records, a report and plots (resumable)"
 
@@ -25,7 +25,7 @@ def add_arguments(p) -> None:
     p.add_argument("--config", default="default",
                    help="YAML run config: a file, or a shipped config by name (default, gsm8k, ...)")
     p.add_argument("--policy", default=None, help="comma-separated policy names from the config (default: all)")
-    p.add_argument("--limit", type=int, default=None, help="number of prompts (overrides the config)")
+    p.add_argument("--limit", type=positive_int, default=None, help="number of prompts, >= 1 (overrides the config)")
     p.add_argument("--out", default=None, help="run directory (default runs/<config name>); reused = resume")
     p.add_argument("--quiet", action="store_true", help="no progress bar or table")
     add_backend_args(p)

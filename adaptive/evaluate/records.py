@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from ..errors import ConfigError
+
 RECORDS = "records.jsonl"
 
 
@@ -43,13 +45,24 @@ def repair_tail(path: Path) -> int:
 
 
 def read_records(path: Path) -> list[dict]:
+    """The records of a log. A line that is not a record (corrupted by hand or by the disk; a torn last
+    line is repaired by repair_tail before a resume) is a ConfigError naming the file and the line."""
     if not path.exists():
         return []
     out = []
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                out.append(json.loads(line))
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{path}: line {n} is not valid JSON ({e.msg}, column {e.colno}); "
+                                  "remove or fix that line, or start a new run directory") from None
+            if not isinstance(rec, dict) or "id" not in rec or "policy" not in rec:
+                raise ConfigError(f"{path}: line {n} is not a record (a JSON object with id and policy); "
+                                  "remove or fix that line, or start a new run directory")
+            out.append(rec)
     return out
 
 

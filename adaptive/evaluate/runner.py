@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from .config import EvalConfig
 from .records import RECORDS, append_records, read_records, record_key, repair_tail
 
@@ -72,16 +72,29 @@ def _estimators(config: EvalConfig, policies: dict, backend) -> dict:
     return out
 
 
+def _run_dir(out: Path) -> Path:
+    """`out` as a run directory, created if missing; an existing file there is an error, not a crash."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"run directory {out} exists and is not a directory; name a new or existing directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create run directory {out}: {e.strerror or e}") from None
+    return out
+
+
 def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = None, limit: int | None = None,
              backend=None, progress: bool = True, report: bool = True) -> Path:
     from ..tasks import load_task
 
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InputError(f"limit must be >= 1, got {limit!r}")
     out = Path(out)
     policies = _policies(config, only)
     spec, examples, load_report = load_task(config.task, limit=limit or config.limit, seed=config.seed,
                                             shuffle=config.shuffle, where=config.where or None,
                                             on_bad_row=config.on_bad_row)
-    out.mkdir(parents=True, exist_ok=True)
+    _run_dir(out)
     meta = {"fingerprint": config.fingerprint(), "config": config.raw, "config_path": config.source,
             "task": spec.name, "versions": library_versions(), "seed": config.seed,
             "load_report": {"rows_read": load_report.rows_read, "rows_skipped": load_report.rows_skipped,
