@@ -30,3 +30,18 @@ def totals_delta(hf_backend):
                 for f in ("prompt_tokens", "generated_tokens", "samples", "forward_passes", "model_calls")}
 
     return delta
+
+
+# Inputs tried by the fuzz tests (tests/test_fuzz.py), reported at the end of the run.
+FUZZ_INPUTS: dict[str, int] = {}
+
+
+@pytest.fixture(scope="session")
+def fuzz_inputs():
+    return FUZZ_INPUTS
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FUZZ_INPUTS:
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(FUZZ_INPUTS.items()))
+        terminalreporter.write_line(f"fuzz: {sum(FUZZ_INPUTS.values())} inputs tried ({parts})")
