@@ -300,6 +300,12 @@ def test_choice_grader():
     ("Let me think.\nAnswer: **George Washington**\nHe was first.", "George Washington"),
     ("Paris is the capital. It is big.", "Paris is the capital"),
     ("  \n ", None),
+    ('The answer is "yajo".', "yajo"),
+    ("The answer is 'yajo'!", "yajo"),
+    ('Answer: ("Paris").', "Paris"),
+    ("The answer is [**Rome**];", "Rome"),
+    ('The answer is "New York, NY".', "New York, NY"),
+    ("The answer is Paris (France).", "Paris (France)"),
 ])
 def test_text_extractor(text, want):
     assert extract("text", text) == want

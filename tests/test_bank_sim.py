@@ -118,3 +118,65 @@ def test_bank_from_eval_run_with_fake_backend(tmp_path):
     assert loaded.prompts[0].meta.get("difficulty") and math.isclose(
         loaded.prompts[0].pass_rate, sum(s.correct for s in loaded.prompts[0].samples) / 5)
     assert Bank.from_eval_records(tmp_path / "run").source["policy"] == "bank_k5"
+
+
+# --- threshold sweeps, given orders, stop indices ----------------------------------------------------
+
+def _random_bank(n=12, k=10, seed=0, confidences=False):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    prompts = []
+    for i in range(n):
+        p = rng.dirichlet([1.0] * 4)
+        answers = [None if a == 3 else "abc"[a] for a in rng.choice(4, size=k, p=p)]
+        samples = [BankSample(a, float(a == "a"), int(rng.integers(5, 30)), None,
+                              float(rng.uniform(0.5, 3.0)) if confidences else None) for a in answers]
+        prompts.append(BankPrompt(str(i), f"q{i}", "a", samples, {}))
+    return Bank(prompts)
+
+
+@pytest.mark.parametrize("rule,params", [("beta", {}), ("dirichlet", {}), ("entropy", {}),
+                                         ("entropy", {"min_samples": 3}),
+                                         ("confidence", {"warmup": 2, "percentile": 50, "min_votes": 1})])
+@pytest.mark.parametrize("wave,cap", [(1, 6), (2, 9), (3, 10), (4, 12)])  # 12 > the 10 samples a prompt has
+def test_threshold_sweep_equals_replay_at_every_level(rule, params, wave, cap):
+    from adaptive.bank.sweep import StatisticTable
+
+    sim = Simulator(_random_bank(confidences=rule == "confidence"), seeds=6, seed=3)
+    sweep = StatisticTable(sim).sweep(rule, params, wave, cap)
+    levels = sweep.levels()
+    assert len(levels) >= 2
+    for level in list(levels[:: max(1, len(levels) // 8)]) + [levels[-1]]:
+        fast = sweep.at(level)
+        stop = sweep.stopping(level)
+        r = sim.run_plan(Plan(max_samples=cap, wave_size=stop["wave_size"], stopping=rule,
+                              stopping_params=stop["params"]))
+        assert fast["acc"] == pytest.approx(r.per_prompt_acc, abs=1e-12)
+        assert fast["samples"] == pytest.approx(r.per_prompt_samples, abs=1e-12)
+        assert fast["tokens"] == pytest.approx(r.per_prompt_tokens, abs=1e-12)
+
+
+def test_given_orders_and_stop_indices():
+    bank = Bank([prompt("a", ["g", "g", "w", "g"]), prompt("b", ["w", "g", "w", "w"])])
+    orders = [[[0, 1, 2, 3], [1, 0, 2, 3]], [[2, 0, 1, 3], [0, 2, 3, 1]]]
+    sim = Simulator(bank, orders=orders)
+    r = sim.run_plan(Plan(max_samples=4, wave_size=1, stopping="esc", stopping_params={"window": 2}))
+    # seed 0: a draws g,g -> stops at 2; b draws g,w,w,w: windows (g,w) (w,w) -> stops at 4
+    # seed 1: a draws w,g,g,g: windows (w,g) (g,g) -> 4; b draws w,w -> 2
+    assert r.stops.tolist() == [[2, 4], [4, 2]]
+    assert r.per_prompt_acc.tolist() == [1.0, 0.0]  # a: g wins both times; b: w wins both times
+    with pytest.raises(ConfigError, match="permutation"):
+        Simulator(bank, orders=[[[0, 1, 2], [0, 1, 2, 3]]])
+
+
+def test_sweep_curve_equals_at_every_level():
+    from adaptive.bank.sweep import StatisticTable
+
+    sweep = StatisticTable(Simulator(_random_bank(seed=5), seeds=4, seed=1)).sweep("beta", {}, 2, 8)
+    levels = sweep.levels()
+    cv = sweep.curve(levels)
+    for k, level in enumerate(levels):
+        r = sweep.at(level)
+        assert cv["accuracy"][k] == pytest.approx(r["acc"].mean(), abs=1e-12)
+        assert cv["mean_samples"][k] == pytest.approx(r["samples"].mean(), abs=1e-12)

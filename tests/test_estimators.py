@@ -189,6 +189,57 @@ def test_scores_bins_monotone_in_p_hat(data, backend):
     assert all(d.bin == bin_of(d.p_hat, est.bin_edges) for d in ds)
 
 
+# ------------------------------------------------------------------------------------------ numpy model
+
+
+COMBINATIONS = [(m, c, pca) for m, c in (("logistic", "none"), ("logistic", "sigmoid"), ("logistic", "isotonic"),
+                                         ("ridge", "none")) for pca in (None, 4)]
+
+
+def _random_problem(seed=0, n=300, d=10):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * rng.uniform(0.5, 3.0, size=d) + rng.normal(size=d)
+    rates = np.round(8 / (1 + np.exp(-(X @ rng.normal(size=d)) / 3))) / 8
+    counts = rng.integers(1, 9, size=n)
+    # Held-out rows, some far outside the training range (isotonic clipping, sigmoid tails).
+    X_test = np.vstack([rng.normal(size=(400, d)) * 3, rng.normal(size=(100, d)) * 50])
+    return X, rates, counts, X_test
+
+
+@pytest.mark.parametrize("model,calibration,pca", COMBINATIONS)
+def test_numpy_model_equals_the_sklearn_pipeline(model, calibration, pca):
+    from adaptive.estimators.regression import FittedModel, fit_model, fit_sklearn
+
+    X, rates, counts, X_test = _random_problem()
+    spec = ModelSpec(model=model, calibration=calibration, pca=pca, C=0.5)
+    fitted, kind, cal, C = fit_sklearn(X, rates, spec, counts)
+    assert (kind, cal) == (model, calibration)
+    if cal != "none":
+        assert fitted.ensemble is False and len(fitted.calibrated_classifiers_) == 1
+    want = fitted.predict_proba(X_test)[:, 1] if kind == "logistic" else np.clip(fitted.predict(X_test), 0, 1)
+    ours = FittedModel.from_sklearn(fitted, kind, cal, C)
+    got = ours.predict(X_test)
+    assert got.dtype == np.float64 and got.shape == want.shape
+    assert np.max(np.abs(got - want)) <= 1e-9
+    assert set(ours.arrays) == set(FittedModel.array_shapes(ours.describe()))
+    assert ("pca_components" in ours.arrays) == (pca is not None)
+    # fit_model is fit_sklearn + the conversion.
+    assert fit_model(X, rates, spec, counts).predict(X_test).tolist() == got.tolist()
+
+
+def test_predicting_and_loading_import_no_sklearn(data, tmp_path):
+    import subprocess
+    import sys
+
+    prompts, rates = data
+    path = HeuristicEstimator(calibration="isotonic").fit(prompts, rates).save(tmp_path / "h.npz")
+    code = ("import sys; from adaptive.estimators import load_estimator; "
+            f"est = load_estimator({str(path)!r}); p = est.predict(['What is 2 + 2?']); "
+            "assert 0 <= p[0] <= 1; bad = [m for m in sys.modules if m.split('.')[0] in ('sklearn', 'joblib')]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 # ------------------------------------------------------------------------------------------ estimators
 
 
@@ -309,8 +360,8 @@ def test_probe_layers_and_stats():
 def test_probe_round_trip_identical_scores_and_metadata(data, backend, tmp_path):
     prompts, rates = data
     est = ProbeEstimator(backend, pca=6, bin_edges=[0, 0.3, 0.7, 1.0]).fit(prompts, rates)
-    path = est.save(tmp_path / "probe.joblib")
-    meta = json.loads((tmp_path / "probe.joblib.json").read_text())
+    path = est.save(tmp_path / "probe.npz")
+    meta = json.loads((tmp_path / "probe.npz.json").read_text())
     assert meta["kind"] == "probe" and meta["model_id"] == "stub/model"
     assert meta["config_hash"] == persistence.config_hash(backend) and len(meta["config_hash"]) == 16
     assert meta["layers"] == [2, 3] and meta["feature_size"] == 2 * 2 * HIDDEN + 3 + len(TEXT_NAMES)
@@ -339,7 +390,7 @@ def test_probe_files_without_text_features_key(data, backend, tmp_path):
     """A file from before the option (no key) loads as it was trained: without text features."""
     prompts, rates = data
     est = ProbeEstimator(backend, text_features=False).fit(prompts, rates)
-    path = est.save(tmp_path / "old.joblib")
+    path = est.save(tmp_path / "old.npz")
     side = persistence.sidecar_path(path)
     meta = json.loads(side.read_text())
     del meta["config"]["text_features"]
@@ -369,7 +420,7 @@ def test_C_grid_is_validated_and_chosen_on_training_folds(data, backend, tmp_pat
     noise = [((zlib.crc32(p.encode()) >> 3) % 9) / 8 for p in prompts]
     weak = ProbeEstimator(backend, C_grid=grid, calibration="none").fit(prompts, noise, prompt_passes=passes)
     assert weak.model_.C == 1e-4
-    path = strong.save(tmp_path / "cv.joblib")
+    path = strong.save(tmp_path / "cv.npz")
     meta = json.loads(persistence.sidecar_path(path).read_text())
     assert meta["config"]["C_grid"] == grid and meta["C"] == 1.0
     loaded = Estimator.load(path, backend=backend)
@@ -405,7 +456,7 @@ def test_train_cli_fixed_C_and_C_grid(data, backend, tmp_path, monkeypatch):
 
     monkeypatch.setattr(T, "train_estimator", fake_train)
     monkeypatch.setattr(T, "estimators_need_model", lambda kind: False)
-    base = dict(logs=str(logs), estimator="probe", out=str(tmp_path / "x.joblib"))
+    base = dict(logs=str(logs), estimator="probe", out=str(tmp_path / "x.npz"))
     for extra, want in (({"C": 0.5}, {"C": 0.5, "C_grid": None}),
                         ({"C_grid": "0.01,1"}, {"C_grid": [0.01, 1.0]}),
                         ({}, {})):
@@ -420,18 +471,18 @@ def test_train_cli_fixed_C_and_C_grid(data, backend, tmp_path, monkeypatch):
 def test_heuristic_and_sample_probe_round_trip(data, backend, tmp_path):
     prompts, rates = data
     h = HeuristicEstimator(calibration="isotonic").fit(prompts, rates)
-    h.save(tmp_path / "h.joblib")
-    assert json.loads((tmp_path / "h.joblib.json").read_text())["model_id"] is None
-    h2 = load_estimator(tmp_path / "h.joblib", backend=StubBackend(model_id="any/other"))  # text only: no check
+    h.save(tmp_path / "h.npz")
+    assert json.loads((tmp_path / "h.npz.json").read_text())["model_id"] is None
+    h2 = load_estimator(tmp_path / "h.npz", backend=StubBackend(model_id="any/other"))  # text only: no check
     assert h2.score(prompts) == h.score(prompts)
     firsts = [c[0] for c in backend.generate([_req(p) for p in prompts], _params()).completions]
     sp = SampleProbeEstimator(backend).fit(prompts, rates, first_samples=firsts)
-    sp.save(tmp_path / "sp.joblib")
-    sp2 = SampleProbeEstimator.load(tmp_path / "sp.joblib", backend=StubBackend())
+    sp.save(tmp_path / "sp.npz")
+    sp2 = SampleProbeEstimator.load(tmp_path / "sp.npz", backend=StubBackend())
     assert sp2.score(prompts, first_samples=firsts) == sp.score(prompts, first_samples=firsts)
     assert sp2.params == sp.params
     with pytest.raises(ConfigError, match="heuristic"):
-        ProbeEstimator.load(tmp_path / "h.joblib")
+        ProbeEstimator.load(tmp_path / "h.npz")
 
 
 def _req(p):
@@ -452,16 +503,16 @@ def test_save_needs_model_identity(data):
     passes = b.prompt_pass(prompts).passes
     est = ProbeEstimator().fit(prompts, rates, prompt_passes=passes)
     with pytest.raises(InputError, match="model"):
-        est.save("/tmp/never-written.joblib")
+        est.save("/tmp/never-written.npz")
     with pytest.raises(InputError):
-        HeuristicEstimator().save("/tmp/never-written.joblib")  # unfitted
+        HeuristicEstimator().save("/tmp/never-written.npz")  # unfitted
 
 
 @pytest.fixture
 def saved_probe(data, backend, tmp_path):
     prompts, rates = data
     est = ProbeEstimator(backend, calibration="none").fit(prompts, rates)
-    return est.save(tmp_path / "probe.joblib")
+    return est.save(tmp_path / "probe.npz")
 
 
 def test_model_mismatch_raises_config_error(saved_probe, monkeypatch):
@@ -516,10 +567,157 @@ def test_corrupt_files_raise_config_error(saved_probe, tmp_path):
     with pytest.raises(ConfigError, match="missing"):
         Estimator.load(saved_probe)
     with pytest.raises(ConfigError, match="does not exist"):
-        Estimator.load(tmp_path / "nope.joblib")
+        Estimator.load(tmp_path / "nope.npz")
 
     side.write_text(good_meta)
     assert isinstance(Estimator.load(saved_probe), ProbeEstimator)
+
+
+class Detonator:
+    """Unpickling this creates `marker`: if the file exists, loading ran code from the payload."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def _swap_payload(path, data: bytes) -> None:
+    """Replace an estimator's payload with `data` and make its sidecar's sha256 match (the checksum passes)."""
+    path.write_bytes(data)
+    side = persistence.sidecar_path(path)
+    meta = json.loads(side.read_text())
+    meta["payload_sha256"] = persistence._sha256(path)
+    side.write_text(json.dumps(meta))
+
+
+def _npz_bytes(**arrays) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # allow_pickle defaults to True here: an object array is pickled into the file
+    return buf.getvalue()
+
+
+@pytest.fixture
+def saved_heuristic(data, tmp_path):
+    prompts, rates = data
+    return HeuristicEstimator(calibration="sigmoid").fit(prompts, rates).save(tmp_path / "h.npz")
+
+
+def test_crafted_pickle_payloads_are_refused_unopened(saved_heuristic, tmp_path):
+    import io
+    import pickle
+    import zipfile
+
+    import joblib
+
+    marker = tmp_path / "code-ran"
+    bomb = {"kind": "heuristic", "state": {"model": Detonator(marker)}}
+    pickle.loads(pickle.dumps(bomb))  # the payload is live: unpickling it does run code ...
+    assert marker.exists()
+    marker.unlink()
+    payloads = {"pickle": (pickle.dumps(bomb), "it is a pickle")}
+    for compress, says in ((0, "it is a pickle"), (3, "not an .npz archive")):
+        joblib.dump(bomb, tmp_path / "bomb.joblib", compress=compress)
+        payloads[f"joblib compress={compress}"] = ((tmp_path / "bomb.joblib").read_bytes(), says)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:  # a zip whose "array" is a pickle
+        for name in ("scale_mean", "scale_scale", "coef", "intercept", "sigmoid_a", "sigmoid_b"):
+            zf.writestr(f"{name}.npy", pickle.dumps(Detonator(marker)))
+    payloads["zip of pickles"] = (buf.getvalue(), "cannot be loaded")
+    for what, (blob, says) in payloads.items():
+        _swap_payload(saved_heuristic, blob)
+        with pytest.raises(ConfigError) as e:
+            load_estimator(saved_heuristic)
+        msg = str(e.value)
+        assert str(saved_heuristic) in msg and says in msg and "\n" not in msg, what
+        assert not marker.exists(), f"{what}: loading ran code from the payload"
+
+
+def test_object_and_misshapen_arrays_are_refused(saved_heuristic, tmp_path):
+    good = dict(np.load(saved_heuristic, allow_pickle=False))
+    d = len(TEXT_NAMES)
+    assert {k: v.shape for k, v in good.items()} == {"scale_mean": (d,), "scale_scale": (d,), "coef": (d,),
+                                                      "intercept": (), "sigmoid_a": (), "sigmoid_b": ()}
+    marker = tmp_path / "code-ran"
+    obj = np.empty(d, dtype=object)
+    obj[:] = [Detonator(marker)] * d
+    cases = {"object": (dict(good, coef=obj), "dtype object"),
+             "shape": (dict(good, coef=np.zeros(d + 1)), r"'coef' is float64\[%d\], its metadata says float64\[%d\]" % (d + 1, d)),
+             "2-d": (dict(good, intercept=np.zeros((1, 1))), "'intercept'"),
+             "float32": (dict(good, coef=good["coef"].astype(np.float32)), "dtype float32"),
+             "int8": (dict(good, coef=good["coef"].astype(np.int8)), "dtype int8"),
+             "extra": (dict(good, extra=np.zeros(3)), "unexpected arrays extra"),
+             "missing": ({k: v for k, v in good.items() if k != "sigmoid_b"}, "missing arrays sigmoid_b")}
+    for what, (arrays, match) in cases.items():
+        _swap_payload(saved_heuristic, _npz_bytes(**arrays))
+        with pytest.raises(ConfigError, match=match) as e:
+            load_estimator(saved_heuristic)
+        assert str(saved_heuristic) in str(e.value) and "\n" not in str(e.value), what
+        assert not marker.exists()
+    # Values are checked too: a non-finite coefficient or a zero scale would give NaN p_hat.
+    for arrays in (dict(good, coef=np.full(d, np.nan)), dict(good, scale_scale=np.zeros(d))):
+        _swap_payload(saved_heuristic, _npz_bytes(**arrays))
+        with pytest.raises(ConfigError, match="malformed"):
+            load_estimator(saved_heuristic)
+    # A sidecar that describes another model than its arrays: refused before the arrays are read.
+    _swap_payload(saved_heuristic, _npz_bytes(**good))
+    side = persistence.sidecar_path(saved_heuristic)
+    meta = json.loads(side.read_text())
+    for model in ({**meta["model"], "calibration": "isotonic"}, {**meta["model"], "n_features": "13"},
+                  {**meta["model"], "kind": "forest"}, "pickle"):
+        side.write_text(json.dumps(dict(meta, model=model)))
+        with pytest.raises(ConfigError, match="malformed"):
+            load_estimator(saved_heuristic)
+    side.write_text(json.dumps(dict(meta, arrays={**meta["arrays"], "coef": {"dtype": "object", "shape": [d]}})))
+    with pytest.raises(ConfigError, match="'arrays' do not match"):
+        load_estimator(saved_heuristic)
+    side.write_text(json.dumps(meta))
+    assert isinstance(load_estimator(saved_heuristic), HeuristicEstimator)
+
+
+def test_old_joblib_files_are_refused_with_how_to_retrain(saved_heuristic, tmp_path):
+    import joblib
+
+    marker = tmp_path / "code-ran"
+    old = tmp_path / "old.joblib"
+    joblib.dump({"kind": "heuristic", "state": {"model": Detonator(marker)}}, old)
+    meta = json.loads(persistence.sidecar_path(saved_heuristic).read_text())
+    for key in ("model", "arrays", "state"):
+        del meta[key]
+    meta.update(format_version=1, payload=old.name, payload_sha256=persistence._sha256(old))
+    persistence.sidecar_path(old).write_text(json.dumps(meta))
+    for sidecar in (True, False):
+        if not sidecar:
+            persistence.sidecar_path(old).unlink()
+        with pytest.raises(ConfigError, match="old joblib") as e:
+            load_estimator(old)
+        msg = str(e.value)
+        assert str(old) in msg and "adaptive train-estimator" in msg and ".npz" in msg and "\n" not in msg
+        assert not marker.exists()
+
+
+def test_save_writes_npz_names_only(data, tmp_path):
+    prompts, rates = data
+    est = HeuristicEstimator().fit(prompts, rates)
+    for bad in ("h.joblib", "h", "h.npz.json"):
+        with pytest.raises(InputError, match=r"\.npz"):
+            est.save(tmp_path / bad)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(InputError, match=r"\.npz"):  # refused before any training
+        train_estimator("heuristic", [{"prompt": "p", "pass_rate": 0.5}], out_path=tmp_path / "h.joblib")
+    path = est.save(tmp_path / "h.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.npz", "h.npz.json"]
+    with np.load(path, allow_pickle=False) as npz:  # a plain .npz: readable without this package
+        assert all(npz[k].dtype == np.float64 for k in npz.files)
+    meta = json.loads(persistence.sidecar_path(path).read_text())
+    assert meta["format_version"] == persistence.FORMAT_VERSION and meta["state"]["feature_names"] == list(TEXT_NAMES)
+    assert meta["model"] == {"kind": "logistic", "calibration": "sigmoid", "n_features": len(TEXT_NAMES),
+                             "pca_components": None, "isotonic_points": None, "C": 1.0}
 
 
 # ------------------------------------------------------------------------------------------ sample probe
@@ -609,7 +807,7 @@ def test_build_labels_and_train_estimator(tmp_path, backend):
     log = write_jsonl(recs, tmp_path / "labels.jsonl")
     loaded = load_labels(log)
     backend.prompt_pass_calls.clear()
-    rep = train_estimator("probe", loaded, backend, tmp_path / "out" / "probe.joblib", val_frac=0.3, seed=1,
+    rep = train_estimator("probe", loaded, backend, tmp_path / "out" / "probe.npz", val_frac=0.3, seed=1,
                           batch_size=16, bins="quantile")
     assert rep["n_train"] == 35 and rep["n_val"] == 15 and rep["val"]["n_samples"] == 60
     assert len(backend.prompt_pass_calls) == 3 + 1  # 35 train prompts in chunks of 16, then 15 val
@@ -619,11 +817,11 @@ def test_build_labels_and_train_estimator(tmp_path, backend):
     assert 0 <= rep["brier"] <= 1 and 0 <= rep["ece"] <= 1
     assert (tmp_path / "out" / "probe.reliability.png").is_file()
     assert json.loads((tmp_path / "out" / "probe.report.json").read_text())["n_val"] == 15
-    est = Estimator.load(tmp_path / "out" / "probe.joblib", backend=backend)
+    est = Estimator.load(tmp_path / "out" / "probe.npz", backend=backend)
     assert list(est.bin_edges) == rep["bin_edges"] and len(rep["bin_edges"]) >= 3
     # The sample probe trains on the logged first samples without drawing new ones.
     g = backend.generate_calls
-    rep_sp = train_estimator("sample_probe", loaded, backend, tmp_path / "sp.joblib", calibration="none")
+    rep_sp = train_estimator("sample_probe", loaded, backend, tmp_path / "sp.npz", calibration="none")
     assert backend.generate_calls == g and rep_sp["n_val"] == 10
 
 
@@ -662,13 +860,13 @@ def test_main_train_heuristic(tmp_path, capsys):
     prompts, rates = prompts_and_rates(30)
     log = write_jsonl([{"id": i, "prompt": p, "pass_rate": r, "n_samples": 8}
                        for i, (p, r) in enumerate(zip(prompts, rates))], tmp_path / "l.jsonl")
-    args = argparse.Namespace(logs=str(log), estimator="heuristic", out=str(tmp_path / "h.joblib"), model=None,
+    args = argparse.Namespace(logs=str(log), estimator="heuristic", out=str(tmp_path / "h.npz"), model=None,
                               val_frac=0.2, seed=0, bins="4", layers=None, pooling=None, pca=None, C=None,
                               model_type="ridge", calibration=None, batch_size=8)
     assert main_train(args) == 0
     out = capsys.readouterr().out
     assert "heuristic: trained on 24 prompts, validated on 6" in out and "AUROC" in out
-    est = load_estimator(tmp_path / "h.joblib")
+    est = load_estimator(tmp_path / "h.npz")
     assert est.spec.model == "ridge" and len(est.bin_edges) == 5
 
 
@@ -698,7 +896,7 @@ def test_probe_on_the_embedded_model(hf_backend, totals_delta, tmp_path):
     spent = totals_delta()["forward_passes"]
     reused = est.score(prompts[:2], prompt_passes=gen.prompt_passes)
     assert totals_delta()["forward_passes"] == spent and est.backend_calls == 1
-    path = est.save(tmp_path / "probe.joblib")
+    path = est.save(tmp_path / "probe.npz")
     loaded = Estimator.load(path, backend=hf_backend)
     assert [d.p_hat for d in loaded.score(prompts[:2])] == pytest.approx([d.p_hat for d in reused], abs=1e-6)
     meta = json.loads(persistence.sidecar_path(path).read_text())

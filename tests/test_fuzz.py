@@ -1,5 +1,5 @@
 """Fuzzing the config loaders and the CLI (hypothesis): random YAML values at random and at known keys of eval,
-task, policy, tune, bench and sweep configs, random YAML text, and random argv for `adaptive` subcommands
+task, policy, tune, bench, sweep and demo configs, random YAML text, and random argv for `adaptive` subcommands
 (stopped before any model loads). Every failure must be an AdaptiveError with a one-line message, and the CLI
 must exit 2 with one line on stderr: never another exception type, never a traceback. The number of inputs
 tried is printed at the end of the test run (tests/conftest.py)."""
@@ -101,6 +101,12 @@ def _bench(raw):
     load(BenchConfig, raw, "fuzz.yaml")
 
 
+def _demo(raw):
+    from adaptive.demo import parse_demo_config
+
+    parse_demo_config(raw, "fuzz.yaml")
+
+
 def _sweep(raw):
     from adaptive.bench.sweep import check_config
 
@@ -132,6 +138,7 @@ BASES = {
     "tune": (_tune, [shipped("tune", "default")]),
     "bench": (_bench, [shipped("bench", "default"), shipped("bench", "quick")]),
     "sweep": (_sweep, [shipped("bench", "sweep")]),
+    "demo": (_demo, [shipped("demo", "default"), shipped("demo", "draw_bank")]),
 }
 
 

@@ -364,3 +364,43 @@ def test_confidence_without_token_confidences_uses_weights():
     assert rule.should_stop(s)                               # 3 / 3.05 = 0.9836
     s2 = s[:3] + [SampleView("B", 0.2)]
     assert not rule.should_stop(s2)                          # 2 / 2.25 = 0.889
+
+
+# --- plain answers and the fast exact Dirichlet ------------------------------------------------------
+
+@pytest.mark.parametrize("name,params,answers,stop", [
+    ("beta", {"threshold": 0.8}, ["12", "12", "12"], True),      # P(Beta(4,1) > .5) = 0.9375
+    ("beta", {"threshold": 0.95}, ["12", "12", "7"], False),     # P(Beta(3,2) > .5) = 0.6875
+    ("entropy", {"threshold": 0.5}, ["a", "a", "a", "b"], False),
+    ("esc", {"window": 2}, ["5", "5"], True),
+    ("esc", {"window": 2}, ["5", None], False),
+    ("dirichlet", {"threshold": 0.9}, ["x"] * 6 + ["y", "z"], True),
+    ("fixed", {}, ["1"] * 10, False),
+])
+def test_rules_take_plain_answers(name, params, answers, stop):
+    rule = make_rule(name, params)
+    assert rule.should_stop(answers) is stop
+    assert rule.should_stop([SampleView(a) for a in answers]) is stop  # the same as SampleViews
+
+
+def _dirichlet_by_adaptive_quadrature(counts):
+    """Reference: P(p_1 largest) = integral_0^1 prod_i F_i(F_1^-1(u)) du by scipy's adaptive quad."""
+    import numpy as np
+    from scipy import integrate, stats
+
+    alpha = np.asarray(counts, dtype=float) + 1
+    f = lambda u: float(np.prod(stats.gamma.cdf(stats.gamma.ppf(u, alpha[0]), alpha[1:])))  # noqa: E731
+    return integrate.quad(f, 0.0, 1.0, epsabs=1e-10, epsrel=1e-8, limit=200)[0]
+
+
+def test_fast_exact_dirichlet_matches_adaptive_quadrature():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    cases = [[0, 0, 0], [1, 0, 0, 0], [2, 1, 1], [5, 3, 2, 1], [10, 9, 8], [40, 39, 1], [3] * 6, [0] * 12,
+             [16, 8, 4, 2, 1, 1]]
+    cases += [sorted(rng.integers(0, 60, size=rng.integers(3, 8)).tolist(), reverse=True) for _ in range(120)]
+    worst = max(abs(dirichlet_leader_probability(c) - _dirichlet_by_adaptive_quadrature(c)) for c in cases)
+    assert worst < 1e-8
+    assert dirichlet_leader_probability([0, 0, 0]) == pytest.approx(1 / 3, abs=1e-12)
+    assert dirichlet_leader_probability([0] * 12) == pytest.approx(1 / 12, abs=1e-12)

@@ -79,9 +79,35 @@ def test_tune_without_p_hat_skips_difficulty_families(tmp_path, capsys):
     grid = tmp_path / "grid.yaml"
     grid.write_text(yaml.safe_dump({**GRID, "stopping": {"caps": [4], "wave_sizes": [2],
                                                          "rules": {"beta": {"threshold": [0.8]}}}}))
-    res = run_tune(bank, [1, 2, 4], tmp_path / "t.yaml", config=grid, echo=lambda s: None)
+    res = run_tune(bank, [1, 2, 4], tmp_path / "t.yaml", config=grid, echo=lambda s: None, estimator=None)
     assert any("binned: skipped" in n for n in res["result"].notes)
     assert all(load_policy(f).kind == "fixed" for f in res["files"].values())
+
+
+def test_tune_without_p_hat_cross_fits_a_text_estimator(tmp_path):
+    """By default a bank without p_hat gets out-of-fold p_hat from a heuristic (text-only) estimator; the
+    estimator fitted on the whole bank is saved beside the policies that need it, and they load with it."""
+    from adaptive.generator import AdaptiveGenerator
+    from adaptive.backends.fake import FakeBackend
+    from adaptive.tune import run_tune
+
+    rows = synthetic_rows(n=30, k=4)
+    bank = Bank([BankPrompt(r["id"], r["question"] + " x" * (i % 7), "g",
+                            [BankSample(a, float(c), t) for a, c, t in zip(r["answers"], r["correct"], r["tokens"])])
+                 for i, r in enumerate(rows)])
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({**GRID, "families": ["fixed", "binned", "binned_stopping"],
+                                    "stopping": {"caps": [4], "wave_sizes": [2], "rules": {"beta": {"threshold": "sweep"}}}}))
+    res = run_tune(bank, [1, 2, 4], tmp_path / "t.yaml", config=grid, echo=lambda s: None)
+    result = res["result"]
+    assert "cross-fitted" in result.info["difficulty"] and res["estimator"] is not None
+    assert {c.family for c in result.candidates} >= {"fixed", "binned", "binned_stopping"}
+    for f in res["files"].values():
+        pol = load_policy(f)
+        if pol.needs_estimator:
+            assert pol.estimator_path() == res["estimator"]
+            gen = AdaptiveGenerator(backend=FakeBackend(["The answer is g"]), policy=f)
+            assert gen.estimator is not None and gen.generate("question 3").difficulty.estimator == "heuristic"
 
 
 def test_tune_config_errors_and_pareto():

@@ -11,9 +11,20 @@ _MARK = re.compile(r"answer\s*(?:is\s*:?|:)", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 
+_WRAPPERS = "*_`\"'“”‘’"
+_PAIRS = {("(", ")"), ("[", "]"), ("{", "}"), ("<", ">")}
+
+
 def _clean(span: str) -> str:
-    span = span.strip().strip("*_`\"'“”").strip()
-    return span.rstrip(".").strip()
+    """Peel quotes, emphasis, enclosing brackets and trailing punctuation, in any order, until none is
+    left: `The answer is "yajo".` -> yajo, `(**B**)` -> B."""
+    prev = None
+    while span != prev:
+        prev = span
+        span = span.strip().rstrip(".,;:!?").strip().strip(_WRAPPERS)
+        if len(span) >= 2 and (span[0], span[-1]) in _PAIRS:
+            span = span[1:-1]
+    return span
 
 
 def extract_text(text: str, **kw) -> str | None:

@@ -114,10 +114,11 @@ class Bank:
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, path) -> Path:
+        """JSONL (gzipped when the name ends in .gz), written to a temp file and renamed."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w") as f:
+        with _open(tmp, "w", gz=path.suffix == ".gz") as f:
             f.write(json.dumps({"format": FORMAT, "version": VERSION, "source": self.source}, default=str) + "\n")
             for p in self.prompts:
                 d = asdict(p)
@@ -130,7 +131,11 @@ class Bank:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"bank {str(path)!r} not found")
-        lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+        try:
+            with _open(path, "r", gz=path.suffix == ".gz") as f:
+                lines = [ln for ln in f.read().splitlines() if ln.strip()]
+        except (OSError, EOFError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: cannot read the bank: {e}") from None
         try:
             head = json.loads(lines[0]) if lines else {}
         except json.JSONDecodeError as e:
@@ -283,6 +288,17 @@ def _raw_samples(row: dict, where: str) -> list[dict]:
         for it, v in zip(items, vals):
             it[field_] = v
     return items
+
+
+def _open(path, mode: str, gz: bool):
+    import gzip
+    import io
+
+    if not gz:
+        return open(path, mode, encoding="utf-8")
+    if mode == "w":  # mtime=0: the same bank gives the same bytes (a shipped file only changes with its content)
+        return io.TextIOWrapper(gzip.GzipFile(path, "wb", mtime=0), encoding="utf-8")
+    return gzip.open(path, "rt", encoding="utf-8")
 
 
 def as_bank(bank_or_path) -> Bank:

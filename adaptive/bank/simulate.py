@@ -19,7 +19,13 @@ Reported per policy (`SimResult`):
 Limits: only sampling strategies replay (self_consistency, best_of_n). Beam search, DVTS and refine build
 each step on the previous one, so a bank of independent samples cannot reproduce them: `NotReplayable`.
 A plan wanting more samples than a prompt has stops there (`exhausted` counts those replays). The
-`confidence` rule sees no token confidences in a bank, so it votes with bank scores and drops nothing.
+`confidence` rule sees each bank sample's trace confidence (its lowest group confidence, when the bank
+holds one): it calibrates its bar, drops low-confidence votes and weights the rest as it does live; a
+bank cannot replay the backend cutting such traces short, so their tokens count in full.
+
+Sample orders are the Simulator's own seeded permutations, or given (`orders=`: per seed, per prompt, a
+permutation of that prompt's sample indices). `SimResult.stops[seed, prompt]` is how many samples each
+replay drew before it stopped.
 """
 from __future__ import annotations
 
@@ -58,6 +64,7 @@ class SimResult:
     per_prompt_acc: np.ndarray = field(default=None, repr=False)
     per_prompt_samples: np.ndarray = field(default=None, repr=False)
     per_prompt_tokens: np.ndarray = field(default=None, repr=False)
+    stops: np.ndarray = field(default=None, repr=False)  # [seed, prompt]: samples drawn when the replay stopped
 
     def to_dict(self) -> dict:
         return {"accuracy": self.accuracy, "ci": list(self.ci), "seed_std": self.seed_std,
@@ -85,17 +92,14 @@ def _rule_key(plan: Plan):
 
 
 class Simulator:
-    def __init__(self, bank, seeds: int = 20, seed: int = 0):
+    def __init__(self, bank, seeds: int = 20, seed: int = 0, orders: Sequence[Sequence[Sequence[int]]] | None = None):
         self.bank = as_bank(bank)
         if not len(self.bank):
             raise ConfigError("cannot simulate on an empty bank")
-        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-            raise ConfigError(f"seeds={seeds!r}: an integer >= 1")
-        self.n_seeds = seeds
-        rng = np.random.default_rng(seed)
         self.answers = [[s.answer for s in p.samples] for p in self.bank.prompts]
         self.tokens = [[int(s.tokens) for s in p.samples] for p in self.bank.prompts]
         self.scores = [[s.score for s in p.samples] for p in self.bank.prompts]
+        self.confidences = [[s.confidence for s in p.samples] for p in self.bank.prompts]
         self.correct = []
         for p in self.bank.prompts:
             c: dict = {}
@@ -103,7 +107,15 @@ class Simulator:
                 if s.answer is not None:
                     c[s.answer] = max(c.get(s.answer, 0.0), float(s.correct))
             self.correct.append(c)
-        self.perms = [[rng.permutation(len(a)).tolist() for a in self.answers] for _ in range(seeds)]
+        if orders is not None:
+            self.perms = _check_orders(orders, self.answers)
+            self.n_seeds = len(self.perms)
+        else:
+            if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+                raise ConfigError(f"seeds={seeds!r}: an integer >= 1")
+            self.n_seeds = seeds
+            rng = np.random.default_rng(seed)
+            self.perms = [[rng.permutation(len(a)).tolist() for a in self.answers] for _ in range(seeds)]
         self._rules: dict = {}
 
     # -- policies ---------------------------------------------------------------------------------
@@ -200,7 +212,7 @@ class Simulator:
         return self._rules[key]
 
     def _replay(self, i: int, perm: list[int], plan: Plan, stop) -> tuple[float, int, int, int]:
-        ans, toks, scores = self.answers[i], self.tokens[i], self.scores[i]
+        ans, toks, scores, conf = self.answers[i], self.tokens[i], self.scores[i], self.confidences[i]
         cap, wave, max_new, tcap = plan.max_samples, plan.effective_wave, plan.max_new_tokens, plan.max_total_tokens
         drawn: list[int] = []
         tokens = 0
@@ -208,7 +220,8 @@ class Simulator:
         weighted = plan.aggregation == "weighted"
         while len(drawn) < cap:
             if drawn and stop is not None:
-                views = [SampleView(ans[j], 1.0 if scores[j] is None else float(scores[j])) for j in drawn]
+                views = [SampleView(ans[j], 1.0 if scores[j] is None else float(scores[j]), trace_confidence=conf[j])
+                         for j in drawn]
                 if stop(views):
                     break
             left = math.inf if tcap is None else tcap - tokens
@@ -245,7 +258,25 @@ class Simulator:
                          n_seeds=acc.shape[0], exhausted=int(exhausted),
                          samples_se=float(smp.std(ddof=1) / math.sqrt(smp.size)) if smp.size > 1 else 0.0,
                          per_prompt_acc=per_acc, per_prompt_samples=smp.mean(axis=0),
-                         per_prompt_tokens=tok.mean(axis=0))
+                         per_prompt_tokens=tok.mean(axis=0), stops=smp.astype(int))
+
+
+def _check_orders(orders, answers) -> list[list[list[int]]]:
+    """Given sample orders: per seed, per prompt, a permutation of the prompt's sample indices."""
+    out = []
+    for s, per_prompt in enumerate(orders):
+        if len(per_prompt) != len(answers):
+            raise ConfigError(f"orders[{s}] has {len(per_prompt)} entries for a bank of {len(answers)} prompts")
+        seed_orders = []
+        for i, (perm, ans) in enumerate(zip(per_prompt, answers)):
+            perm = [int(j) for j in perm]
+            if sorted(perm) != list(range(len(ans))):
+                raise ConfigError(f"orders[{s}][{i}] must be a permutation of 0..{len(ans) - 1}")
+            seed_orders.append(perm)
+        out.append(seed_orders)
+    if not out:
+        raise ConfigError("orders: at least one seed's orders")
+    return out
 
 
 def simulate(bank, policy, seeds: int = 20, seed: int = 0, budget=None) -> SimResult:

@@ -12,8 +12,8 @@ from typing import Callable
 from ..errors import AdaptiveError
 
 # subcommand -> module (imported when the parser is built; each imports its heavy parts inside run)
-SUBCOMMANDS = {"generate": "generate", "eval": "eval", "report": "report", "train-estimator": "train_estimator",
-               "bank": "bank", "tune": "tune", "bench": "bench"}
+SUBCOMMANDS = {"demo": "demo", "generate": "generate", "eval": "eval", "report": "report",
+               "train-estimator": "train_estimator", "bank": "bank", "tune": "tune", "bench": "bench"}
 
 
 class ArgumentParser(argparse.ArgumentParser):

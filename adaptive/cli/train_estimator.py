@@ -12,7 +12,8 @@ def add_arguments(p) -> None:
     p.add_argument("--estimator", default="probe", choices=["heuristic", "probe", "sample_probe"],
                    help="heuristic: text features; probe: the model's prompt pass (default); sample_probe: one "
                         "cheap sample's confidence")
-    p.add_argument("--out", required=True, help="output .joblib (metadata goes to OUT.json)")
+    p.add_argument("--out", required=True,
+                   help="output .npz: the model's arrays, no pickle (metadata goes to OUT.json)")
     p.add_argument("--model", default=None, help="model id or path (default: the embedded model)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N, mps")
     p.add_argument("--val-frac", type=float, default=0.2,
@@ -52,10 +53,12 @@ def _parse_numbers(text: str, flag: str, as_float: bool = False) -> list:
 def run(args) -> int:
     """Entry for `adaptive train-estimator`: reads args.logs, trains args.estimator, writes args.out.
     Prints the report's headline numbers; returns 0. Raises AdaptiveError subclasses on bad input."""
+    from ..estimators.persistence import check_path
     from ..estimators.train import estimators_need_model, load_labels, train_estimator
 
     g = lambda name, default=None: getattr(args, name, default)  # noqa: E731
     kind = g("estimator", "probe")
+    check_path(g("out"))  # before loading logs or a model
     records = load_labels(g("logs"))
     kw = {}
     if g("layers"):

@@ -14,7 +14,8 @@ def run(args) -> int:
     bank = (Bank.from_jsonl(args.bank, extractor=args.extractor, grader=args.grader) if args.import_jsonl
             else Bank.load(args.bank))
     run_tune(bank, parse_budgets(args.budgets), args.out, config=args.config, seeds=args.seeds,
-             oracle=args.oracle_p_hat, bank_path=str(args.bank), quiet=args.quiet)
+             oracle=args.oracle_p_hat, bank_path=str(args.bank), quiet=args.quiet,
+             estimator=None if args.estimator == "none" else args.estimator)
     return 0
 
 
@@ -38,6 +39,10 @@ def add_arguments(p) -> None:
                    help="--bank is plain JSONL (question, gold, outputs/answers): import it with --extractor/--grader")
     p.add_argument("--extractor", default="auto", help="with --import: answer extractor for raw outputs")
     p.add_argument("--grader", default=None, help="with --import: grader for samples without 'correct'")
+    p.add_argument("--estimator", default="heuristic",
+                   help="bank without p_hat: the estimator cross-fitted on the bank's prompts for the difficulty "
+                        "families (heuristic: text only, the default; probe: loads the embedded model; none: skip "
+                        "those families); it is saved beside the policies that use it")
     p.add_argument("--oracle-p-hat", action="store_true",
                    help="bank without p_hat: use each prompt's pass rate (an oracle upper bound) for binned/allocate")
     p.add_argument("--quiet", action="store_true", help="print only the summary lines")

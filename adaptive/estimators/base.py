@@ -15,7 +15,7 @@ into difficulty bins and pick a strategy per bin. An estimator here does both ha
                  them so the strategy can reuse them as its first samples
 
 Bins: see bins.py — bin 0 is the hardest (lowest p_hat); default 5 equal-width bins over [0, 1].
-Persistence: see persistence.py — joblib payload + JSON sidecar, checked before unpickling.
+Persistence: see persistence.py — an .npz of float64 arrays + a JSON sidecar; loading runs no code from them.
 """
 from __future__ import annotations
 
@@ -62,11 +62,11 @@ class Estimator:
         return {}
 
     def _state(self) -> dict:
-        """Fitted state beyond the model (pickled)."""
+        """Fitted state beyond the model, as plain JSON values (saved in the sidecar's "state")."""
         return {}
 
     def _set_state(self, state: dict) -> None:
-        pass
+        """Restore what _state() gave (read back from JSON: lists for tuples); ConfigError when invalid."""
 
     def _meta(self) -> dict:
         """Extra metadata for the sidecar."""
@@ -124,20 +124,21 @@ class Estimator:
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path) -> Path:
+        """Write PATH (.npz: the model's arrays) and PATH.json (metadata and other state); see persistence.py."""
         if self.model_ is None:
             raise InputError(f"cannot save an unfitted {self.kind} estimator")
         if self.uses_model and self.model_id is None:
             raise InputError(f"{self.kind} estimator depends on the model but does not know its id: construct it "
                              "with backend= (or model_id=) before saving")
-        state = {"model": self.model_, "n_train": self.n_train_, "feature_names": self.feature_names_,
-                 **self._state()}
+        persistence.check_path(path)
+        state = {"feature_names": self.feature_names_, **self._state()}
         meta = {"kind": self.kind, "needs": self.needs, "config": self.config(),
                 "model_id": self.model_id if self.uses_model else None,
                 "config_hash": self.config_hash if self.uses_model else None,
                 "bin_edges": list(self.bin_edges), "feature_size": self.model_.n_features,
-                "calibration": self.model_.calibration, "C": getattr(self.model_, "C", None), "n_train": self.n_train_,
-                "layers": None, **self._meta()}
-        return persistence.write(path, {"kind": self.kind, "state": state}, meta)
+                "calibration": self.model_.calibration, "C": self.model_.C, "n_train": self.n_train_,
+                "layers": None, **self._meta(), "model": self.model_.describe(), "state": state}
+        return persistence.write(path, self.model_.arrays, meta)
 
     @classmethod
     def load(cls, path, backend=None) -> "Estimator":
@@ -159,13 +160,23 @@ class Estimator:
             est = target(backend=backend, **target._upgrade_config(dict(meta["config"])))
         except (TypeError, InputError) as e:
             raise ConfigError(f"estimator metadata {persistence.sidecar_path(path)}: bad config: {e}") from None
-        payload = persistence.read_payload(path, meta)
-        state = payload["state"]
-        model = state.get("model") if isinstance(state, dict) else None
-        if not isinstance(model, FittedModel) or model.n_features != meta["feature_size"]:
-            raise ConfigError(f"estimator file {path} is malformed: the model does not match its metadata")
-        est.model_ = model
-        est.n_train_ = int(state.get("n_train", 0))
+        try:
+            shapes = FittedModel.array_shapes(meta["model"])
+            if meta["model"]["n_features"] != meta["feature_size"]:
+                raise ConfigError(f"model n_features={meta['model']['n_features']} but feature_size="
+                                  f"{meta['feature_size']}")
+            state = _check_state(meta["state"], meta["feature_size"])
+            n_train = meta.get("n_train", 0)
+            if isinstance(n_train, bool) or not isinstance(n_train, int) or n_train < 0:
+                raise ConfigError(f"n_train={n_train!r}: must be an integer >= 0")
+        except ConfigError as e:
+            raise ConfigError(f"estimator metadata {persistence.sidecar_path(path)} is malformed: {e}") from None
+        arrays = persistence.read_arrays(path, meta, shapes)
+        try:
+            est.model_ = FittedModel.from_arrays(meta["model"], arrays)
+        except ConfigError as e:
+            raise ConfigError(f"estimator file {path} is malformed: {e}") from None
+        est.n_train_ = n_train
         est.feature_names_ = state.get("feature_names")
         if meta.get("model_id") is not None:
             est.model_id, est.config_hash = meta["model_id"], meta.get("config_hash")
@@ -179,6 +190,14 @@ class Estimator:
     def __repr__(self) -> str:
         status = f"fitted on {self.n_train_}" if self.fitted else "unfitted"
         return f"<{type(self).__name__} kind={self.kind} needs={self.needs} {status}>"
+
+
+def _check_state(state: dict, n_features: int) -> dict:
+    names = state.get("feature_names")
+    if names is not None and (not isinstance(names, list) or len(names) != n_features
+                              or not all(isinstance(n, str) for n in names)):
+        raise ConfigError(f"state.feature_names must be null or {n_features} strings")
+    return state
 
 
 def check_batch(prompts: Sequence, items, what: str) -> list | None:

@@ -191,11 +191,22 @@ class ProbeEstimator(Estimator):
                 + len(STAT_NAMES) * self.token_stats + len(TEXT_NAMES) * self.text_features)
 
     def _state(self) -> dict:
-        return {"layer_indices": self.layer_indices_, "hidden_shape": self.hidden_shape_}
+        return {"layer_indices": self.layer_indices_,
+                "hidden_shape": list(self.hidden_shape_) if self.hidden_shape_ is not None else None}
 
     def _set_state(self, state: dict) -> None:
-        self.layer_indices_ = state.get("layer_indices")
-        hs = state.get("hidden_shape")
+        layers, hs = state.get("layer_indices"), state.get("hidden_shape")
+
+        def ints(v, n=None):
+            return (isinstance(v, list) and (n is None or len(v) == n) and len(v) > 0
+                    and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in v))
+
+        if (layers is None) != (hs is None) or (layers is not None and not (ints(layers) and ints(hs, 2))):
+            raise ConfigError(f"layer_indices={layers!r}, hidden_shape={hs!r}: expected lists of non-negative "
+                              "integers (hidden_shape: [n_layers + 1, hidden]), or both null")
+        if layers is not None and max(layers) >= hs[0]:
+            raise ConfigError(f"layer_indices={layers!r} out of range for {hs[0]} hidden states")
+        self.layer_indices_ = list(layers) if layers is not None else None
         self.hidden_shape_ = tuple(hs) if hs is not None else None
         want = self.expected_features()
         if want is not None and self.model_ is not None and want != self.model_.n_features:

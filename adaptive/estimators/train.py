@@ -35,7 +35,7 @@ import numpy as np
 from ..backends.base import Request, SamplingParams
 from ..errors import ConfigError, InputError
 from ..registry import estimators
-from . import make_estimator, metrics
+from . import make_estimator, metrics, persistence
 from .bins import check_edges, quantile_edges
 
 # ---------------------------------------------------------------------------------------------- labels
@@ -267,12 +267,15 @@ def train_estimator(kind: str, records: Sequence[dict], backend=None, out_path=N
                     seed: int = 0, bins=None, batch_size: int = 16, n_ece_bins: int = 10, plot: bool = True,
                     **estimator_kwargs) -> dict:
     """Fit a `kind` estimator on `records` (canonical or raw rows), evaluate on a held-out prompt split,
-    save it to `out_path` (+ sidecar, reliability PNG and report JSON next to it) and return the report.
+    save it to `out_path` (an .npz name; + .npz.json sidecar, reliability PNG and report JSON next to it) and
+    return the report.
 
     bins: None (the estimator's default edges), an int (that many equal-width bins), "quantile" (5 bins
     at the quantiles of the training predictions, Snell et al.) or explicit edges.
     """
     t0 = time.perf_counter()
+    if out_path is not None:
+        persistence.check_path(out_path)  # an .npz name, before any work
     records = normalize_records(records)  # idempotent on canonical records
     if not records:
         raise InputError("no training records")

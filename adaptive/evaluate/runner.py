@@ -72,7 +72,7 @@ def _estimators(config: EvalConfig, policies: dict, backend) -> dict:
     return out
 
 
-def _run_dir(out: Path) -> Path:
+def run_directory(out: Path) -> Path:
     """`out` as a run directory, created if missing; an existing file there is an error, not a crash."""
     if out.exists() and not out.is_dir():
         raise InputError(f"run directory {out} exists and is not a directory; name a new or existing directory")
@@ -94,7 +94,7 @@ def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = No
     spec, examples, load_report = load_task(config.task, limit=limit or config.limit, seed=config.seed,
                                             shuffle=config.shuffle, where=config.where or None,
                                             on_bad_row=config.on_bad_row)
-    _run_dir(out)
+    run_directory(out)
     meta = {"fingerprint": config.fingerprint(), "config": config.raw, "config_path": config.source,
             "task": spec.name, "versions": library_versions(), "seed": config.seed,
             "load_report": {"rows_read": load_report.rows_read, "rows_skipped": load_report.rows_skipped,

@@ -2,7 +2,7 @@
 
     schema: 1
     kind: allocate
-    estimator: estimators/probe.joblib   # or null: the caller passes difficulties
+    estimator: estimators/probe.npz      # or null: the caller passes difficulties
     budget: {unit: samples, mean: 4}     # batch budget = mean * number of prompts (unit: samples | tokens)
     per_prompt_cap: 16                   # max samples for one prompt
     min_per_prompt: 1                    # every prompt gets at least this many samples (>= 1)

@@ -2,7 +2,7 @@
 
     schema: 1
     kind: binned
-    estimator: estimators/probe.joblib     # or null: the caller passes difficulties
+    estimator: estimators/probe.npz        # or null: the caller passes difficulties
     base_plan: {max_new_tokens: 48}        # fields shared by every bin (each bin's plan overrides them)
     bins:                                  # by p_hat ...
       - {max_p: 0.2, plan: {max_samples: 16}}

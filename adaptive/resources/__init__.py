@@ -4,7 +4,10 @@
     tasks/     task files (registered as datasets under their stem: ``gsm8k``, ``arith_mixed``, ...)
     tune/      tuner search spaces (``default``)
     bench/     bench configs (``default``, ``quick``, ``sweep``)
-    policies/  policy files (``fixed_sc8``, ``adaptive_beta``, ``binned_default``, ``allocate_default``)
+    policies/  policy files (``fixed_sc8``, ``adaptive_beta``, ``binned_default``, ``allocate_default``) and
+               the estimator files the tuned ones use, beside them
+    demo/      demo configs (``adaptive demo``: ``default``)
+    banks/     sample banks (``skills_train_k32``: the demo's training bank, gzipped JSONL)
 
 The rule everywhere a file of one of these kinds is named: an existing file path wins; else a bare name
 (``default`` or ``default.yaml``) is the shipped file of that kind; else a ConfigError that lists the
@@ -22,8 +25,13 @@ from pathlib import Path
 from ..errors import ConfigError
 
 KINDS = {"eval": "eval config", "tasks": "task", "tune": "tune config", "bench": "bench config",
-         "policies": "policy"}
+         "policies": "policy", "demo": "demo config", "banks": "sample bank"}
 SUFFIXES = (".yaml", ".yml")
+KIND_SUFFIXES = {"banks": (".jsonl.gz", ".jsonl")}  # every other kind: SUFFIXES
+
+
+def _suffixes(kind: str) -> tuple[str, ...]:
+    return KIND_SUFFIXES.get(kind, SUFFIXES)
 
 
 def _folder(kind: str) -> Path:
@@ -38,7 +46,10 @@ def _folder(kind: str) -> Path:
 def shipped_names(kind: str) -> list[str]:
     """Names (file stems) of the shipped files of `kind`, sorted."""
     folder = _folder(kind)
-    return sorted(p.stem for p in folder.iterdir() if p.suffix in SUFFIXES) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[: -len(suf)] for p in folder.iterdir() for suf in _suffixes(kind)
+                  if p.name.endswith(suf) and not any(p.name.endswith(o) for o in _suffixes(kind) if len(o) > len(suf)))
 
 
 def shipped(kind: str, name: str) -> Path | None:
@@ -47,7 +58,8 @@ def shipped(kind: str, name: str) -> Path | None:
     if not name or "/" in name or "\\" in name or name.startswith("."):
         return None
     folder = _folder(kind)
-    for cand in ((name,) if name.endswith(SUFFIXES) else (name + ".yaml", name + ".yml")):
+    sufs = _suffixes(kind)
+    for cand in ((name,) if name.endswith(sufs) else tuple(name + s for s in sufs)):
         p = folder / cand
         if p.is_file():
             return p

@@ -1,6 +1,7 @@
 """Stopping-rule protocol. Samples arrive in waves; after each wave the strategy asks the rule
 whether to stop. Rules are pure functions of the samples so far (no hidden state).
 
+`should_stop` takes SampleViews or plain answers: `make_rule("beta").should_stop(["12", "12", "7"])`.
 `None` answers (unparseable output) never count as a vote and never make a rule stop by themselves.
 """
 from __future__ import annotations
@@ -21,12 +22,34 @@ class SampleView:
     answer: Hashable | None
     weight: float = 1.0                                # verifier/confidence weight for weighted votes
     token_confidences: Sequence[float] | None = None   # DeepConf per-token confidence of this trace
+    trace_confidence: float | None = None              # or only its lowest group confidence (a sample bank)
 
 
 class StoppingRule(Protocol):
     name: str
 
-    def should_stop(self, samples: Sequence[SampleView]) -> bool: ...
+    def should_stop(self, samples: Sequence[SampleView | Hashable | None]) -> bool: ...
+
+
+class ThresholdRule(Protocol):
+    """A rule that stops once a statistic of the samples reaches a level set by one parameter:
+    should_stop(samples) == statistic(samples) >= level. The tuner sweeps the level over every value the
+    statistic takes on a bank (adaptive/bank/sweep.py), so each distinct behaviour is tried once."""
+
+    level_param: str  # the parameter that sets the level (e.g. "threshold")
+
+    def statistic(self, samples: Sequence[SampleView]) -> float: ...   # -inf where the rule may not stop
+
+    @property
+    def level(self) -> float: ...
+
+    @staticmethod
+    def param_for(level: float) -> float: ...  # the parameter value that gives `level`
+
+
+def as_views(samples: Sequence) -> list[SampleView]:
+    """SampleViews from SampleViews or plain answers (a string, a number, None for no answer)."""
+    return [s if isinstance(s, SampleView) else SampleView(answer=s) for s in samples]
 
 
 def real_counts(samples: Sequence[SampleView]) -> Counter:

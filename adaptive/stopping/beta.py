@@ -7,11 +7,12 @@ P(p1 > p2) = P(X > 0.5) reaches `threshold` (paper default 0.95). Counts, not we
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 from scipy import stats
 
-from .base import SampleView, check_int, check_prob, real_counts, top_two
+from .base import SampleView, as_views, check_int, check_prob, real_counts, top_two
 
 
 def beta_stop_probability(a: int, b: int) -> float:
@@ -26,13 +27,28 @@ class BetaRule:
         self.threshold = check_prob(self.name, "threshold", threshold)
         self.min_samples = check_int(self.name, "min_samples", min_samples)  # counts real answers
 
-    def probability(self, samples: Sequence[SampleView]) -> float:
+    level_param = "threshold"
+
+    def probability(self, samples: Sequence[SampleView | str | None]) -> float:
+        samples = as_views(samples)
         a, b = top_two(real_counts(samples))
         return beta_stop_probability(a, b)
 
-    def should_stop(self, samples: Sequence[SampleView]) -> bool:
-        counts = real_counts(samples)
+    def statistic(self, samples: Sequence[SampleView | str | None]) -> float:
+        """P(leader is the majority); -inf below min_samples real answers."""
+        counts = real_counts(as_views(samples))
         n = sum(counts.values())
         if n == 0 or n < self.min_samples:
-            return False
-        return beta_stop_probability(*top_two(counts)) >= self.threshold
+            return -math.inf
+        return beta_stop_probability(*top_two(counts))
+
+    @property
+    def level(self) -> float:
+        return self.threshold
+
+    @staticmethod
+    def param_for(level: float) -> float:
+        return level
+
+    def should_stop(self, samples: Sequence[SampleView | str | None]) -> bool:
+        return self.statistic(samples) >= self.level

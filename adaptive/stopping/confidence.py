@@ -20,13 +20,14 @@ Choices:
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
 
 from ..confidence import DEFAULT_WINDOW, lowest_group_confidence, mean_confidence
 from ..errors import ConfigError
-from .base import SampleView, check_choice, check_int, check_prob
+from .base import SampleView, as_views, check_choice, check_int, check_prob
 
 
 class ConfidenceRule:
@@ -44,9 +45,10 @@ class ConfidenceRule:
         self.weight_by = check_choice(self.name, "weight_by", weight_by, ("lowest_group", "mean", "weight"))
 
     def trace_confidence(self, sample: SampleView) -> float | None:
-        """Lowest group confidence of the trace (None without token confidences)."""
+        """Lowest group confidence of the trace (a bank's stored value without token confidences; None
+        without either)."""
         if sample.token_confidences is None:
-            return None
+            return sample.trace_confidence
         return lowest_group_confidence(sample.token_confidences, self.window)
 
     def calibrate(self, samples: Sequence[SampleView]) -> float | None:
@@ -64,6 +66,8 @@ class ConfidenceRule:
         return s is None or conf is None or conf >= s
 
     def vote_weight(self, sample: SampleView) -> float:
+        if self.weight_by == "lowest_group" and sample.token_confidences is None and sample.trace_confidence is not None:
+            return float(sample.trace_confidence)
         if self.weight_by == "weight" or sample.token_confidences is None:
             return float(sample.weight)
         if self.weight_by == "mean":
@@ -85,8 +89,23 @@ class ConfidenceRule:
             return 0.0, n
         return max(votes.values()) / total, n
 
-    def should_stop(self, samples: Sequence[SampleView]) -> bool:
+    level_param = "consensus"
+
+    def statistic(self, samples: Sequence[SampleView | str | None]) -> float:
+        """The leading answer's weighted share among kept votes; -inf before warmup or min_votes."""
+        samples = as_views(samples)
         if len(samples) < self.warmup:
-            return False
+            return -math.inf
         share, n = self.consensus_share(samples)
-        return n >= self.min_votes and share >= self.consensus
+        return share if n >= self.min_votes else -math.inf
+
+    @property
+    def level(self) -> float:
+        return self.consensus
+
+    @staticmethod
+    def param_for(level: float) -> float:
+        return level
+
+    def should_stop(self, samples: Sequence[SampleView | str | None]) -> bool:
+        return self.statistic(samples) >= self.level

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..errors import InputError
-from .base import SampleView, check_int
+from .base import SampleView, as_views, check_int
 
 
 def unanimous_window(samples: Sequence[SampleView], window: int) -> int | None:
@@ -54,5 +54,6 @@ class ESCRule:
     def __init__(self, window: int = 8):
         self.window = check_int(self.name, "window", window)
 
-    def should_stop(self, samples: Sequence[SampleView]) -> bool:
+    def should_stop(self, samples: Sequence[SampleView | str | None]) -> bool:
+        samples = as_views(samples)
         return unanimous_window(samples, self.window) is not None

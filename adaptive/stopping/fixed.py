@@ -9,5 +9,5 @@ from .base import SampleView
 class FixedRule:
     name = "fixed"
 
-    def should_stop(self, samples: Sequence[SampleView]) -> bool:
+    def should_stop(self, samples: Sequence[SampleView | str | None]) -> bool:
         return False

@@ -23,7 +23,10 @@ from ..policies import load_policy, parse_policy
 from .config import load_tune_config
 from .frontier import cheapest_matching, pareto
 from .plot import plot_frontier
-from .search import Tuner, TuneResult, fmt_budget
+from .search import ESTIMATOR_PLACEHOLDER, Tuner, TuneResult, fmt_budget
+
+ESTIMATOR_SUFFIX = ".npz"
+PRIOR_TOLERANCE = 0.005  # "within 0.5 pt of SC@max"
 
 REPLAY_NOTE = ("note: the tuner replays sampling policies only (self_consistency / best_of_n on the bank's "
                "samples); beam search, DVTS and refine cannot be replayed from a bank and are not tuned")
@@ -39,8 +42,13 @@ def write_outputs(result: TuneResult, out, bank_path: str) -> dict:
     stem, folder = out.stem, out.parent
     folder.mkdir(parents=True, exist_ok=True)
     files = {}
+    estimator_file = None
+    if result.estimator is not None:
+        estimator_file = result.estimator.save(folder / f"{stem}_estimator{ESTIMATOR_SUFFIX}")
     for b, c in sorted(result.chosen.items()):
         name = f"{stem}_b{fmt_budget(b)}"
+        if c.raw.get("estimator") == ESTIMATOR_PLACEHOLDER:
+            c.raw["estimator"] = estimator_file.name  # resolved next to the policy file
         raw = {"schema": 1, "kind": c.raw["kind"], "name": name,
                "description": f"tuned for a mean budget of {b:g} samples per prompt: {c.family} {c.label}",
                **{k: v for k, v in c.raw.items() if k not in ("schema", "kind")},
@@ -60,7 +68,7 @@ def write_outputs(result: TuneResult, out, bank_path: str) -> dict:
     if files:
         out.write_text(yaml.safe_dump(index, sort_keys=False, width=120))
         load_policy(out)
-    return {"index": out, "files": files}
+    return {"index": out, "files": files, "estimator": estimator_file}
 
 
 def _num(b: float):
@@ -81,7 +89,7 @@ def summarize(result: TuneResult, tol: float) -> dict:
     sc = fixed[-1]
     out["sc_max"] = {"label": sc.label, **sc.held}
     target = sc.held["accuracy"] - tol
-    for fam in ("stopping", "binned", "allocate"):
+    for fam in ("stopping", "binned", "allocate", "binned_stopping"):
         pts = [c.point("held") for c in result.family(fam)]
         if not pts:
             continue
@@ -93,6 +101,16 @@ def summarize(result: TuneResult, tol: float) -> dict:
             "tokens": None if by_t is None else {"label": by_t["label"], "mean_tokens": by_t["mean_tokens"],
                                                  "ratio": by_t["mean_tokens"] / max(sc.held["mean_tokens"], 1e-9)},
             "best": max(p["accuracy"] for p in pts)}
+    # Selected on the TUNING split (no peeking): the cheapest candidate within 0.5 pt of SC@max's tuning
+    # accuracy, with the difficulty prior (binned_stopping) and without it (stopping); held-out numbers.
+    out["prior"] = {}
+    for fam in ("stopping", "binned_stopping"):
+        ok = [c for c in result.family(fam) if c.tune["accuracy"] >= sc.tune["accuracy"] - PRIOR_TOLERANCE]
+        if ok:
+            c = min(ok, key=lambda c: (c.tune["mean_samples"], -c.tune["accuracy"]))
+            out["prior"][fam] = {"label": c.label, "tuning": c.tune, "held_out": c.held,
+                                 "samples_ratio": c.held["mean_samples"] / sc.held["mean_samples"],
+                                 "accuracy_delta": c.held["accuracy"] - sc.held["accuracy"]}
     alloc4 = [c for c in result.family("allocate") if abs(c.raw["budget"]["mean"] - 4) < 1e-9]
     uni4 = [c for c in fixed if c.raw["plan"]["max_samples"] == 4]
     if alloc4 and uni4:
@@ -111,7 +129,7 @@ def report(result: TuneResult, summary: dict, tol: float, quiet: bool = False) -
              "accuracy: mean over prompts (each averaged over seeds) with a normal 95% CI over prompts"]
     lines += [f"note: {n}" for n in result.notes]
     if not quiet:
-        for fam in ("fixed", "stopping", "binned", "allocate"):
+        for fam in ("fixed", "stopping", "binned", "allocate", "binned_stopping"):
             pts = [c.point("held") for c in result.family(fam)]
             if not pts:
                 continue
@@ -135,6 +153,14 @@ def report(result: TuneResult, summary: dict, tol: float, quiet: bool = False) -
             lines.append(f"  {fam:<8}: matches at {m['samples']['mean_samples']:.2f} samples = "
                          f"{m['samples']['ratio']:.2f}x SC@max samples ({m['samples']['label']}); at "
                          f"{t['mean_tokens']:.1f} tokens = {t['ratio']:.2f}x SC@max tokens ({t['label']})")
+    if summary.get("prior"):
+        lines.append(f"\nwithin {PRIOR_TOLERANCE * 100:g} pt of SC@max on the tuning split, fewest mean samples "
+                     "(held-out numbers):")
+        for fam, m in summary["prior"].items():
+            h = m["held_out"]
+            lines.append(f"  {'with the difficulty prior' if fam == 'binned_stopping' else 'without it (stopping)':<27}: "
+                         f"{h['mean_samples']:.2f} samples = {m['samples_ratio']:.3f} of SC@max, held-out acc "
+                         f"{h['accuracy']:.3f} ({m['accuracy_delta'] * 100:+.1f} pt)  [{m['label']}]")
     av = summary.get("allocate_vs_uniform_at_4")
     if av:
         a, u = av["allocate"], av["uniform"]
@@ -145,13 +171,15 @@ def report(result: TuneResult, summary: dict, tol: float, quiet: bool = False) -
 
 
 def run_tune(bank, budgets, out, config=None, seeds=None, oracle=False, bank_path="<bank>", quiet=False,
-             echo=print) -> dict:
+             echo=print, estimator="heuristic") -> dict:
+    """Tune on `bank`, write the policies next to `out`, print the report. A bank without p_hat gets a
+    cross-fitted `estimator` (a kind name or an unfitted estimator; None: no difficulty families)."""
     cfg = load_tune_config(config)
     if seeds is not None:
         if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
             raise InputError(f"seeds must be >= 1, got {seeds!r}")
         cfg = replace(cfg, seeds=seeds)
-    result = Tuner(bank, budgets, cfg, oracle=oracle).run()
+    result = Tuner(bank, budgets, cfg, oracle=oracle, estimator=estimator).run()
     written = write_outputs(result, out, bank_path)
     summary = summarize(result, cfg.match_tolerance)
     out = Path(out)
@@ -167,4 +195,5 @@ def run_tune(bank, budgets, out, config=None, seeds=None, oracle=False, bank_pat
     text = report(result, summary, cfg.match_tolerance, quiet)
     text += f"\n\nwrote {out} (index), {len(written['files'])} policy files, {png}, {js}"
     echo(text)
-    return {"result": result, "summary": summary, "files": written["files"], "index": out, "png": png, "json": js}
+    return {"result": result, "summary": summary, "files": written["files"], "index": out, "png": png, "json": js,
+            "estimator": written["estimator"]}
