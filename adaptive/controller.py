@@ -88,7 +88,10 @@ class Controller:
                 planned = policy.plan_batch([q.prompt for q in queries], diffs, budget)
             for q, d in zip(queries, diffs or [None] * len(queries)):
                 q.difficulty = q.difficulty or _as_difficulty(d)
-            return Batch(self.execute(queries, planned.plans), planned.report)
+            results = self.execute(queries, planned.plans)
+            for r, why in zip(results, planned.reasons or [None] * len(results)):
+                r.decision = {"policy": policy.name, "reason": why, "plan": r.plan.summary()}
+            return Batch(results, planned.report)
 
     def estimate(self, queries: Sequence[Query]) -> list[Difficulty]:
         """Score the queries' prompts in one batched estimator call; charge each query its share (its own

@@ -34,5 +34,9 @@ class CapabilityError(AdaptiveError, RuntimeError):
     """A backend lacks what a component needs (e.g. logprobs from a server)."""
 
 
+class BusyError(AdaptiveError, RuntimeError):
+    """Another process holds a resource this one needs exclusively (a run directory)."""
+
+
 class NotImplementedFeature(AdaptiveError, NotImplementedError):
     """A feature that is named but not built yet."""

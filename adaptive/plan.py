@@ -139,6 +139,26 @@ class Plan:
             raise PlanError("stopping_params", self.stopping_params, str(e)) from None
         return self
 
+    def summary(self) -> str:
+        """One line a person can read: what this plan spends and how it decides."""
+        s = self.strategy
+        if s in SAMPLING:
+            wave = f" in waves of {self.effective_wave}" if self.effective_wave < self.max_samples else ""
+            stop = "" if self.stopping == "fixed" else f", stopping by {self.stopping}" + (
+                f"({', '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in sorted(self.stopping_params.items()))})"
+                if self.stopping_params else "")
+            how = f", {self.aggregation} by {self.verifier}" if self.verifier else ""
+            text = f"{s}: up to {self.max_samples} sample{'s' * (self.max_samples > 1)}{wave}{stop}{how}"
+        elif s in SEARCH:
+            text = (f"{s} with {self.verifier}: {self.search_beams} beams x {self.search_width} candidates, "
+                    f"depth <= {self.search_depth}")
+        elif s == "refine":
+            text = f"refine: up to {self.refine_steps} critique-and-revise rounds"
+        else:
+            text = s
+        cap = f", <= {self.max_total_tokens} tokens in all" if self.max_total_tokens else ""
+        return f"{text}, <= {self.max_new_tokens} tokens each{cap}"
+
     @property
     def effective_wave(self) -> int:
         return self.max_samples if self.wave_size in (0, None) else min(self.wave_size, self.max_samples)

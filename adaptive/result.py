@@ -39,6 +39,8 @@ class Result:
     difficulty: Difficulty | None = None
     votes: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # why this prompt got this plan: {"policy", "reason", "plan"} (the controller fills it)
+    decision: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -24,8 +24,7 @@ What `load` checks, each error at its key path:
   the object; `Annotated[X, Parse(fn)]` reads a value with fn (e.g. a Plan, validated by Plan itself).
 
 `option(internal=True)` marks a field that is not a key (set by the code that loads, e.g. the source path);
-`option(key="...")` reads a field from a differently named key; `option(affects_results=False)` marks a
-setting that cannot change results (a server URL, a timeout): `result_keys` leaves it out of fingerprints.
+`option(key="...")` reads a field from a differently named key.
 """
 from __future__ import annotations
 
@@ -80,9 +79,9 @@ class Kinds:
 
 
 def option(default=dataclasses.MISSING, *, default_factory=dataclasses.MISSING, check: Check | None = None,
-           key: str | None = None, internal: bool = False, affects_results: bool = True):
+           key: str | None = None, internal: bool = False):
     """A dataclass field with what the loader needs to know about it (see the module docstring)."""
-    meta = {"check": check, "key": key, "internal": internal, "affects_results": affects_results}
+    meta = {"check": check, "key": key, "internal": internal}
     return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
 
 
@@ -424,11 +423,5 @@ def dump(obj) -> Any:
     return obj
 
 
-def result_keys(cls, raw: dict) -> dict:
-    """`raw` without the keys that `cls` marks affects_results=False (what a fingerprint should hash)."""
-    fields = config_keys(cls)
-    return {k: v for k, v in raw.items() if k not in fields or fields[k].metadata.get("affects_results", True)}
-
-
 __all__ = ["Invalid", "Kinds", "Parse", "above", "at_least", "between", "config_keys", "describe", "dump",
-           "equals", "join", "load", "load_file", "non_empty", "option", "read_yaml", "registered", "result_keys"]
+           "equals", "join", "load", "load_file", "non_empty", "option", "read_yaml", "registered"]

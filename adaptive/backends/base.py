@@ -176,3 +176,8 @@ class Backend(Protocol):
     def capabilities(self) -> set[str]:
         """Subset of {'logprobs', 'top_logprobs', 'hidden_states', 'timestamps', 'prefix'}."""
         ...
+
+    def settings(self) -> dict:
+        """What decides the outputs besides prompts and plans (kind, model, precision, server...), JSON-able,
+        no secrets. Eval runs fingerprint it: a run resumes only with the same settings."""
+        ...

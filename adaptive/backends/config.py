@@ -4,8 +4,7 @@ and the Python API (`make_backend(BackendConfig | dict, model)`). `kind` picks t
     backend: {kind: hf, model: Qwen/Qwen2.5-0.5B-Instruct, device: auto, dtype: bfloat16}
     backend: {kind: openai, base_url: http://127.0.0.1:8000/v1, model: served-name, max_in_flight: 16}
 
-A mapping without `kind` is `hf`. Settings that cannot change results (where the server is, how long to
-wait, how hard to retry) are marked affects_results=False: an eval run resumes across them.
+A mapping without `kind` is `hf`.
 """
 from __future__ import annotations
 
@@ -44,23 +43,20 @@ class HFBackendConfig:
     shared_prefix_min_tokens: int = option(192, check=at_least(0))
 
 
-_SAME_RESULTS = {"affects_results": False}
-
-
 @dataclass(frozen=True)
 class OpenAIBackendConfig:
     """An OpenAI-compatible server (adaptive.backends.openai): vLLM, SGLang, `transformers serve`, ..."""
     kind: Literal["openai"] = "openai"
-    base_url: str | None = option(None, **_SAME_RESULTS)   # None: $OPENAI_BASE_URL
-    model: str | None = None                                # the served model name
-    api_key: str | None = option(None, **_SAME_RESULTS)    # None: $OPENAI_API_KEY
+    base_url: str | None = None              # None: $OPENAI_BASE_URL
+    model: str | None = None                 # the served model name
+    api_key: str | None = None               # None: $OPENAI_API_KEY
     endpoint: Literal["chat", "completions"] = "chat"
-    max_in_flight: int = option(8, check=at_least(1), **_SAME_RESULTS)
-    timeout_s: float = option(60.0, check=above(0), **_SAME_RESULTS)           # wall clock per attempt
-    connect_timeout_s: float = option(10.0, check=above(0), **_SAME_RESULTS)
-    read_timeout_s: float | None = option(None, check=above(0), **_SAME_RESULTS)  # between bytes; None: timeout_s
-    max_retries: int = option(4, check=at_least(0), **_SAME_RESULTS)
-    backoff_base_s: float = option(0.25, check=at_least(0), **_SAME_RESULTS)
+    max_in_flight: int = option(8, check=at_least(1))
+    timeout_s: float = option(60.0, check=above(0))              # wall clock per attempt
+    connect_timeout_s: float = option(10.0, check=above(0))
+    read_timeout_s: float | None = option(None, check=above(0))  # between bytes; None: timeout_s
+    max_retries: int = option(4, check=at_least(0))
+    backoff_base_s: float = option(0.25, check=at_least(0))
     tokenizer: str | None = None             # local tokenizer (path or hub id) for token ids and counts
     supports_n: bool | None = None           # None: detected as calls go
     supports_prefix: bool | None = None
@@ -69,7 +65,7 @@ class OpenAIBackendConfig:
     context_window: int | None = option(None, check=at_least(1))
     model_config: str | None = None          # local config.json folder, for FLOPs estimates
     model_id: str | None = None              # what records call the model (default openai:<model>)
-    headers: dict[str, str] = option(default_factory=dict, **_SAME_RESULTS)
+    headers: dict[str, str] = option(default_factory=dict)
 
 
 BackendConfig = HFBackendConfig | OpenAIBackendConfig

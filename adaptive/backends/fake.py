@@ -37,6 +37,9 @@ class FakeBackend:
     def capabilities(self) -> set[str]:
         return {"logprobs", "top_logprobs", "timestamps", "prefix"}
 
+    def settings(self) -> dict:
+        return {"kind": "fake", "model": self.model_id}
+
     def count_tokens(self, text: str) -> int:
         return len(text)
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import random
 import re
 import time
@@ -160,7 +161,10 @@ class OpenAIBackend:
             return tokenizer  # None, or a tokenizer object
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(str(tokenizer))
+        from .hf.hub import resolve_model
+
+        src = resolve_model(os.fsdecode(tokenizer), role="tokenizer")
+        return AutoTokenizer.from_pretrained(src.ref, **src.kwargs)
 
     def _flops_spec(self, model_config, tokenizer):
         from ..metrics.flops import model_flops_spec
@@ -175,7 +179,10 @@ class OpenAIBackend:
             if isinstance(cfg, (str, bytes)) or hasattr(cfg, "__fspath__"):
                 from transformers import AutoConfig
 
-                cfg = AutoConfig.from_pretrained(str(cfg))
+                from .hf.hub import resolve_model
+
+                src = resolve_model(os.fsdecode(cfg), role="model config")
+                cfg = AutoConfig.from_pretrained(src.ref, **src.kwargs)
             self._config = cfg
             return model_flops_spec(cfg) if cfg is not None else None
         except Exception as e:  # a config we cannot read only costs the FLOPs estimate
@@ -235,6 +242,13 @@ class OpenAIBackend:
             pass
 
     # -- protocol ------------------------------------------------------------------------------
+    def settings(self) -> dict:
+        """The server and the model it serves, and what shapes the prompts it gets (the endpoint, and the
+        local tokenizer that renders chat prompts when the server cannot continue a prefix)."""
+        tok = self.tokenizer
+        return {"kind": "openai", "base_url": self.base_url, "model": self.model, "endpoint": self.endpoint,
+                "tokenizer": getattr(tok, "name_or_path", type(tok).__name__) if tok is not None else None}
+
     def capabilities(self) -> set[str]:
         caps = {"timestamps"}
         if self.supports_logprobs is not False:

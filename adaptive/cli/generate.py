@@ -26,16 +26,28 @@ def run(args) -> int:
 
     check_prompt(args.prompt)  # before loading anything: bad input costs nothing
     given = {field: v for flag, field in PLAN_FLAGS.items() if (v := getattr(args, flag)) is not None}
-    plan = GENERATE_PLAN.with_strategy(given.pop("strategy", GENERATE_PLAN.strategy), **given).check_names()
+    if args.policy is not None:
+        from ..errors import InputError
+        from ..policies import load_policy
 
-    gen = AdaptiveGenerator(backend=make_backend(backend_config(args)), policy=plan,
+        if given:
+            raise InputError(f"--policy {args.policy} picks the plan; drop the plan flags "
+                             f"({', '.join('--' + f.replace('_', '-') for f in PLAN_FLAGS if getattr(args, f) is not None)})")
+        policy = load_policy(args.policy)  # before loading the model: a bad file costs nothing
+    else:
+        policy = GENERATE_PLAN.with_strategy(given.pop("strategy", GENERATE_PLAN.strategy), **given).check_names()
+
+    gen = AdaptiveGenerator(backend=make_backend(backend_config(args)), policy=policy,
                             time_breakdown=args.timing)
-    result = gen.generate(args.prompt)
+    budget = int(args.budget) if args.budget is not None and float(args.budget).is_integer() else args.budget
+    result = gen.generate(args.prompt, budget=budget)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
     else:
         print(result.text.strip())
         print(f"\nanswer: {result.answer}")
+        if result.decision.get("reason"):
+            print(f"decision: {result.decision['reason']} -> {result.decision['plan']}")
         print(summary_line(result))
         if result.compute.time_breakdown:
             print("time: " + ", ".join(f"{k} {v:.3f}s" for k, v in result.compute.time_breakdown.items() if v))
@@ -48,6 +60,11 @@ def add_arguments(p) -> None:
     d = GENERATE_PLAN
     p.add_argument("prompt", help="the prompt to answer")
     add_backend_args(p)
+    p.add_argument("--policy", default=None,
+                   help="a policy file, or a shipped one by name (binned_default, allocate_default, ...): it scores "
+                        "the prompt's difficulty and picks the plan; instead of the plan flags below")
+    p.add_argument("--budget", type=float, default=None,
+                   help="with --policy: the sample budget (a per-prompt ceiling; an index policy's budget)")
     p.add_argument("--strategy", default=None,
                    help=f"how compute is spent: {', '.join(strategies.names())} (default {d.strategy})")
     p.add_argument("--samples", type=int, default=None,

@@ -203,18 +203,26 @@ def plot_frontier(points: list[dict], path: Path, K: int) -> Path:
 
 
 def place_labels(fig, ax, labels: list[tuple[float, float, str]]) -> None:
-    """Annotate each (x, y, text) at the first of a ring of offsets where its box overlaps no placed
-    label and no marker (greedy, in display coordinates)."""
-    renderer = fig.canvas.get_renderer()
-    marker_px = [ax.transData.transform((x, y)) for x, y, _ in labels]
-    placed: list = []
-    offsets = [(dx * r, dy * r) for r in (8, 16, 26, 38) for dx, dy in
-               ((1, 1), (1, -1), (-1, 1), (-1, -1), (0, 1.3), (0, -1.3), (1.3, 0), (-1.3, 0))]
+    """Annotate each (x, y, text) at the nearest of rings of offsets where its box overlaps no placed label
+    and no marker (greedy, in display coordinates); where none is free, the offset overlapping least."""
+    import math
 
-    def clash(bb) -> bool:
-        if any(bb.overlaps(o) for o in placed):
-            return True
-        return any(bb.x0 - 3 <= mx <= bb.x1 + 3 and bb.y0 - 3 <= my <= bb.y1 + 3 for mx, my in marker_px)
+    from matplotlib.text import Text
+
+    if not hasattr(fig.canvas, "get_renderer"):  # a bare Figure: measure text with the Agg renderer
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
+    renderer = fig.canvas.get_renderer()
+    markers = [ax.transData.transform((x, y)) for x, y, _ in labels]
+    placed: list = []
+    offsets = [(r * math.cos(a), r * math.sin(a)) for r in (8, 14, 22, 32, 44, 58, 74, 92)
+               for a in [math.pi / 4 + k * math.pi / 6 for k in range(12)]]
+
+    def overlap(bb) -> float:
+        area = sum(max(0.0, min(bb.x1, o.x1) - max(bb.x0, o.x0)) * max(0.0, min(bb.y1, o.y1) - max(bb.y0, o.y0))
+                   for o in placed)
+        return area + sum(100.0 for mx, my in markers if bb.x0 - 3 <= mx <= bb.x1 + 3 and bb.y0 - 3 <= my <= bb.y1 + 3)
 
     for x, y, text in labels:
         best = None
@@ -222,17 +230,17 @@ def place_labels(fig, ax, labels: list[tuple[float, float, str]]) -> None:
             ann = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=7,
                               ha="left" if dx >= 0 else "right", va="bottom" if dy >= 0 else "top",
                               arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.5})
-            bb = ann.get_window_extent(renderer)
-            if not clash(bb):
-                best = (ann, bb)
+            bb = Text.get_window_extent(ann, renderer)  # the text alone (an Annotation's box holds its arrow)
+            cost = overlap(bb)
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, ann, bb)
+            else:
+                ann.remove()
+            if cost == 0:
                 break
-            ann.remove()
-        if best is None:  # nothing free: the farthest ring, first slot
-            dx, dy = offsets[-8]
-            ann = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=7,
-                              arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.5})
-            best = (ann, ann.get_window_extent(renderer))
-        placed.append(best[1])
+        placed.append(best[2])
 
 
 # -- text -------------------------------------------------------------------------------------------

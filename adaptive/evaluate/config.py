@@ -20,7 +20,11 @@ from ..backends.config import BackendConfig, HFBackendConfig
 from ..compute import LatencyTargets
 from ..plan import PlanMapping
 from ..resources import resolve
-from ..schema import Invalid, at_least, load, non_empty, option, read_yaml, result_keys
+from ..schema import Invalid, at_least, load, non_empty, option, read_yaml
+
+# Not hashed into a run's fingerprint: free text, the prompt count (a resume may extend a run), and what
+# the backend's effective settings describe instead.
+UNFINGERPRINTED = ("description", "limit", "backend")
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class EvalConfig:
     estimator: str | None = None
     description: str = ""
     source: str = option("", internal=True)
-    raw: dict = option(default_factory=dict, internal=True)  # the mapping as read: what fingerprints hash
+    raw: dict = option(default_factory=dict, internal=True)  # the mapping as read
 
     def __post_init__(self):
         seen: set[str] = set()
@@ -59,16 +63,17 @@ class EvalConfig:
                 raise Invalid(f"policies[{i}].name", f"duplicate policy name {p.name!r}")
             seen.add(p.name)
 
-    def fingerprint(self) -> str:
-        """Hash of everything that changes results: a resumed run must match it. Keys that cannot change
-        results (description, limit, the backend's connection settings) are left out."""
-        keep = {k: v for k, v in self.raw.items() if k not in ("description", "limit")}
-        if isinstance(keep.get("backend"), dict):
-            keep["backend"] = result_keys(type(self.backend), keep["backend"])
-        return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    def fingerprint(self, backend_settings: dict) -> str:
+        """Hash of everything that changes results: the config's content and the effective backend settings
+        (Backend.settings(): what actually runs, after CLI overrides, in place of the config's `backend:`).
+        A resumed run must match it."""
+        keep = {k: v for k, v in self.raw.items() if k not in UNFINGERPRINTED}
+        blob = json.dumps({"config": keep, "backend": backend_settings}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def with_backend(self, backend: dict, source: str = "command line") -> "EvalConfig":
-        """This config with another `backend:` mapping (validated; recorded in `raw`, so fingerprinted)."""
+        """This config with another `backend:` mapping (validated, and recorded in `raw`, so run.json shows
+        it; the fingerprint hashes the backend's effective settings instead)."""
         return replace(self, backend=load(BackendConfig, backend, source, prefix="backend"),
                        raw={**self.raw, "backend": backend})
 

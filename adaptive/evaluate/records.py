@@ -14,6 +14,7 @@ from typing import Iterable
 from ..errors import ConfigError
 
 RECORDS = "records.jsonl"
+LOCK = ".lock"  # the run directory's lock file: held by the eval writing it (runner.run_eval)
 
 
 def repair_tail(path: Path) -> int:
@@ -44,14 +45,17 @@ def repair_tail(path: Path) -> int:
         return size
 
 
-def read_records(path: Path) -> list[dict]:
-    """The records of a log. A line that is not a record (corrupted by hand or by the disk; a torn last
-    line is repaired by repair_tail before a resume) is a ConfigError naming the file and the line."""
+def read_records(path: Path, *, live: bool = False) -> list[dict]:
+    """The records of a log. `live`: another process may be appending; a last line without its newline is
+    still being written and is left out. A line that is not a record (corrupted by hand or by the disk; a
+    torn last line is repaired by repair_tail before a resume) is a ConfigError naming the file and the line."""
     if not path.exists():
         return []
     out = []
     with open(path, encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f, 1):
+            if live and not line.endswith("\n"):
+                break
             if not line.strip():
                 continue
             try:

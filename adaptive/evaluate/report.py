@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import BusyError, ConfigError
+from ..locks import FileLock, holder_pid
 from ..metrics.stats import percentile, wilson_interval
 from .breakdown import format_breakdown, summarize_breakdown
-from .records import RECORDS, read_records, repair_tail
+from .records import LOCK, RECORDS, read_records, record_key, repair_tail
+
+logger = logging.getLogger(__name__)
 
 DIFFICULTY_KEYS = ("difficulty", "level")
 
@@ -50,13 +54,38 @@ def difficulty_of(r: dict):
     return None
 
 
-def load_run(run_dir: str | Path) -> list[dict]:
+def load_run(run_dir: str | Path, *, live: bool = False) -> list[dict]:
+    """The run's records, one per (id, policy).
+
+    `live`: another process holds the run directory and may be appending, so a last line without its
+    newline is a write in progress: left out, not cut off. Otherwise a torn last line (a run killed
+    mid-write) is repaired as a resume would.
+
+    A key written twice (two runs on one directory before run directories were locked, or a log pieced
+    together by hand) is counted once: the first record is kept, as a resume would (it skips keys already
+    present), and a warning gives the count. Counting both would inflate n and skew the accuracy."""
     run_dir = Path(run_dir)
     log = run_dir / RECORDS
     if not log.exists():
         raise ConfigError(f"{run_dir}: no {RECORDS} here; is it a run directory?")
-    repair_tail(log)
-    return read_records(log)
+    if not live:
+        repair_tail(log)
+    records, dropped = dedupe(read_records(log, live=live))
+    if dropped:
+        logger.warning("%s: %d duplicate (id, policy) record%s ignored (the first of each key is counted); "
+                       "the log was written by more than one run at once", log, dropped, "s" * (dropped != 1))
+    return records
+
+
+def dedupe(records: list[dict]) -> tuple[list[dict], int]:
+    """(records with only the first of each (id, policy) key, how many were dropped)."""
+    seen, kept = set(), []
+    for r in records:
+        key = record_key(r)
+        if key not in seen:
+            seen.add(key)
+            kept.append(r)
+    return kept, len(records) - len(kept)
 
 
 def summarize(records: list[dict]) -> dict[str, dict]:
@@ -156,9 +185,27 @@ def _save(fig, ax, path: Path, xlabel: str, ylabel: str, title: str, grid: bool 
     return path
 
 
-def write_report(run_dir: str | Path, print_table: bool = True) -> Path:
+def write_report(run_dir: str | Path, print_table: bool = True, *, lock_held: bool = False) -> Path:
+    """Table, plots, report.md and summary.json for a run directory. If an eval holds the directory
+    (`lock_held`: the caller is that eval), the report covers the records written so far and says so."""
     run_dir = Path(run_dir)
-    records = load_run(run_dir)
+    if lock_held:
+        return _write_report(run_dir, print_table, running=None)
+    if not (run_dir / RECORDS).exists():  # not a run directory: say so (load_run), and create nothing
+        return _write_report(run_dir, print_table, running=None)
+    lock = FileLock(run_dir / LOCK, what=f"run directory {run_dir}")
+    try:
+        lock.acquire()
+    except BusyError:
+        return _write_report(run_dir, print_table, running=holder_pid(lock.path) or "unknown")
+    try:
+        return _write_report(run_dir, print_table, running=None)
+    finally:
+        lock.release()
+
+
+def _write_report(run_dir: Path, print_table: bool, running) -> Path:
+    records = load_run(run_dir, live=running is not None)
     if not records:
         raise ConfigError(f"{run_dir}: the run has no records yet")
     summary = summarize(records)
@@ -169,6 +216,8 @@ def write_report(run_dir: str | Path, print_table: bool = True) -> Path:
     lines = [f"# Evaluation report: {meta.get('task', '?')}", "",
              f"model: `{meta.get('model_id', '?')}` · config: `{meta.get('config_path', '?')}` · "
              f"fingerprint `{meta.get('fingerprint', '?')}` · records: {len(records)}", "", table, ""]
+    if running is not None:
+        lines[3:3] = [f"**In progress** (pid {running} holds the run directory): the records written so far.", ""]
     by_diff = accuracy_by_difficulty(records)
     if by_diff:
         lines += ["## Accuracy by difficulty", ""]
@@ -184,6 +233,8 @@ def write_report(run_dir: str | Path, print_table: bool = True) -> Path:
     md.write_text("\n".join(lines) + "\n")
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if print_table:
+        if running is not None:
+            print(f"run in progress (pid {running}): {len(records)} records so far")
         print(table)
         if shares:
             print("\ntime breakdown (share of request wall time):\n" + format_breakdown(shares))

@@ -8,8 +8,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import ConfigError, InputError
-from .config import EvalConfig
-from .records import RECORDS, append_records, read_records, record_key, repair_tail
+from ..locks import FileLock
+from .config import UNFINGERPRINTED, EvalConfig
+from .records import LOCK, RECORDS, append_records, read_records, record_key, repair_tail
 
 RUN_META = "run.json"
 
@@ -26,14 +27,46 @@ def library_versions() -> dict:
             "numpy": numpy.__version__, "sklearn": sklearn.__version__, "python": platform.python_version()}
 
 
-def _check_resume(out: Path, meta: dict) -> None:
-    old = json.loads((out / RUN_META).read_text())
+def backend_settings(backend) -> dict:
+    """The backend's own account of what decides its outputs (Backend.settings); a backend without one is
+    described by its class and model id."""
+    settings = getattr(backend, "settings", None)
+    if callable(settings):
+        return settings()
+    return {"kind": f"{type(backend).__module__}.{type(backend).__qualname__}",
+            "model": getattr(backend, "model_id", None)}
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    """Names of what differs between two runs' metadata: config keys, and backend settings with values."""
+    a, b = old.get("config", {}), new["config"]
+    diff = sorted(k for k in set(a) | set(b) if k not in UNFINGERPRINTED and a.get(k) != b.get(k))
+    if "backend" not in old:
+        diff.append("backend (not recorded: the run predates recorded backend settings)")
+    else:
+        oa, ob = old["backend"], new["backend"]
+        diff += [f"backend.{k} ({oa.get(k)!r} -> {ob.get(k)!r})" for k in sorted(set(oa) | set(ob))
+                 if oa.get(k) != ob.get(k)]
+    return diff
+
+
+def _check_resume(out: Path, meta: dict, first_record: dict) -> None:
+    """A run with records resumes only with the same fingerprint. Its metadata is run.json, or, if that
+    is gone, the `run` block every record carries."""
+    path = out / RUN_META
+    old = json.loads(path.read_text()) if path.exists() else dict(first_record.get("run") or {})
     if old.get("fingerprint") == meta["fingerprint"]:
         return
-    a, b = old.get("config", {}), meta["config"]
-    diff = sorted(k for k in set(a) | set(b) if k not in ("description", "limit") and a.get(k) != b.get(k))
-    raise ConfigError(f"refusing to resume {out}: its config differs in {', '.join(diff) or 'content'} "
-                      f"(fingerprint {old.get('fingerprint')} vs {meta['fingerprint']}); use a new --out")
+    diff = _differences(old, meta)
+    raise ConfigError(f"refusing to resume {out}: it was run with different settings: "
+                      f"{', '.join(diff) or 'content'} (fingerprint {old.get('fingerprint')} vs "
+                      f"{meta['fingerprint']}); use a new --out")
+
+
+def _write_meta(out: Path, meta: dict) -> None:
+    tmp = out / (RUN_META + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, default=str))
+    tmp.replace(out / RUN_META)
 
 
 def _policies(config: EvalConfig, only: list[str] | None) -> dict:
@@ -85,6 +118,9 @@ def run_directory(out: Path) -> Path:
 
 def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = None, limit: int | None = None,
              backend=None, progress: bool = True, report: bool = True) -> Path:
+    """Run (or resume) `config` into the run directory `out`, which this process holds exclusively
+    (a lock file, `out/.lock`, dropped by the OS however the process ends): a second run on the same
+    directory fails at once with BusyError naming the holder's pid."""
     from ..tasks import load_task
 
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
@@ -95,26 +131,40 @@ def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = No
                                             shuffle=config.shuffle, where=config.where or None,
                                             on_bad_row=config.on_bad_row)
     run_directory(out)
-    meta = {"fingerprint": config.fingerprint(), "config": config.raw, "config_path": config.source,
-            "task": spec.name, "versions": library_versions(), "seed": config.seed,
-            "load_report": {"rows_read": load_report.rows_read, "rows_skipped": load_report.rows_skipped,
-                            "skip_reasons": dict(load_report.skip_reasons), "rows_used": load_report.rows_used}}
-    if (out / RUN_META).exists():
-        _check_resume(out, meta)
+    with FileLock(out / LOCK, what=f"run directory {out}", hint="wait for it to finish, or use another --out"):
+        _run_locked(config, out, policies, spec, examples, load_report, backend, progress)
+        if report:
+            from .report import write_report
+
+            write_report(out, print_table=progress, lock_held=True)
+    return out
+
+
+def _run_locked(config, out: Path, policies, spec, examples, load_report, backend, progress: bool) -> None:
     log = out / RECORDS
     repair_tail(log)
-    done = {record_key(r) for r in read_records(log)}
+    existing = read_records(log)
+    done = {record_key(r) for r in existing}
     if backend is None:
         from ..backends.factory import make_backend
 
         backend = make_backend(config.backend)
-    meta["model_id"] = backend.model_id
-    if not (out / RUN_META).exists():
-        tmp = out / (RUN_META + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=2, default=str))
-        tmp.replace(out / RUN_META)
-    run_info = {"fingerprint": meta["fingerprint"], "model_id": backend.model_id, "seed": config.seed,
-                "versions": meta["versions"], "config": config.raw}
+    settings = backend_settings(backend)
+    meta = {"fingerprint": config.fingerprint(settings), "config": config.raw, "config_path": config.source,
+            "backend": settings, "model_id": backend.model_id, "task": spec.name, "versions": library_versions(),
+            "seed": config.seed,
+            "load_report": {"rows_read": load_report.rows_read, "rows_skipped": load_report.rows_skipped,
+                            "skip_reasons": dict(load_report.skip_reasons), "rows_used": load_report.rows_used}}
+    # run.json describes the records: it is written with the first of them, so a start that fails before
+    # any (a bad server URL, a model that does not load) leaves nothing that would block the corrected
+    # command; a run.json with no records beside it is such a leftover and is replaced.
+    if existing:
+        _check_resume(out, meta, existing[0])
+        if not (out / RUN_META).exists():
+            _write_meta(out, meta)
+    meta_written = bool(existing)
+    run_info = {"fingerprint": meta["fingerprint"], "model_id": backend.model_id, "backend": settings,
+                "seed": config.seed, "versions": meta["versions"], "config": config.raw}
     estimators = _estimators(config, policies, backend)
     from ..controller import Controller
 
@@ -130,15 +180,13 @@ def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = No
             if not pending:
                 continue
             records = _run_batch(spec, pending, name, controllers[name], run_info)
+            if not meta_written:
+                _write_meta(out, meta)
+                meta_written = True
             append_records(log, records)
             done.update(record_key(r) for r in records)
             bar.update(records)
     bar.close()
-    if report:
-        from .report import write_report
-
-        write_report(out, print_table=progress)
-    return out
 
 
 def _run_batch(spec, examples, policy_name: str, controller, run_info) -> list[dict]:
@@ -158,6 +206,7 @@ def _record(spec, ex, policy: str, r, run_info) -> dict:
     return {
         "id": ex.id, "policy": policy, "task": spec.name, "prompt": ex.prompt, "gold": ex.gold, "meta": ex.meta,
         "answer": r.answer, "correct": spec.grade(r.answer, ex), "text": r.text, "stop_reason": r.stop_reason,
+        "decision": r.decision,
         "difficulty": ({"p_hat": r.difficulty.p_hat, "bin": r.difficulty.bin} if r.difficulty else None),
         "plan": r.plan.to_dict(),
         "samples": [{"answer": s.answer, "correct": spec.grade(s.answer, ex), "tokens": s.tokens,

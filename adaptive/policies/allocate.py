@@ -118,7 +118,9 @@ class AllocatePolicy(Policy):
                 cache[r.samples] = self.base_plan.replace(max_samples=r.samples)
             plans.append(cache[r.samples])
         self.last_report = report
-        return PlanBatch(plans, report)
+        reasons = [f"p_hat {r.p_hat:.3f}: {r.samples} of the batch's {report.total:g} {report.unit} (mean {report.mean:g}) "
+                   f"by marginal gain; expected success {r.expected_success:.3f}" for r in report.rows]
+        return PlanBatch(plans, report, reasons)
 
 
 @dataclass(frozen=True)

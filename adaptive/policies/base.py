@@ -24,6 +24,7 @@ from ..result import Difficulty
 class PlanBatch:
     plans: list[Plan]
     report: Any = None  # AllocationReport for allocate policies, else None
+    reasons: list[str] | None = None  # per prompt: why the policy chose its plan
 
 
 @dataclass

@@ -55,7 +55,16 @@ class BinnedPolicy(Policy):
     def plan_batch(self, prompts: Sequence, difficulties=None, budget=None) -> PlanBatch:
         diffs = self._difficulties(prompts, difficulties)
         plans = [check_budget_ceiling(p, budget) for p in self.bin_plans]
-        return PlanBatch([plans[self.entry_for(d)] for d in diffs])
+        entries = [self.entry_for(d) for d in diffs]
+        return PlanBatch([plans[e] for e in entries], reasons=[self.reason(d, e) for d, e in zip(diffs, entries)])
+
+    def reason(self, d, entry: int) -> str:
+        if self.by == "max_p":
+            lo = self.edges[entry - 1] if entry else 0.0
+            where = f"p_hat {d.p_hat:.3f} in [{lo:g}, {self.edges[entry]:g})"
+        else:
+            where = f"estimator bin {d.bin} (p_hat {d.p_hat:.3f})"
+        return f"{where}: entry {entry} of {len(self.edges)} in policy {self.name!r}"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ class FixedPolicy(Policy):
     def plan_batch(self, prompts: Sequence, difficulties=None, budget=None) -> PlanBatch:
         self._difficulties(prompts, difficulties)
         plan = check_budget_ceiling(self.plan, budget)
-        return PlanBatch([plan] * len(prompts))
+        why = f"policy {self.name!r} gives every prompt the same plan"
+        return PlanBatch([plan] * len(prompts), reasons=[why] * len(prompts))
 
 
 @dataclass(kw_only=True)

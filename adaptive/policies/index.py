@@ -41,12 +41,16 @@ class IndexPolicy(Policy):
         return k, self.members[k]
 
     def plan_batch(self, prompts: Sequence, difficulties=None, budget=None) -> PlanBatch:
-        _, pol = self.member(budget)
+        b, pol = self.member(budget)
         if pol.kind == "allocate":
-            return pol.plan_batch(prompts, difficulties, budget)
-        if difficulties is None and not pol.needs_estimator:
-            return pol.plan_batch(prompts, None)
-        return pol.plan_batch(prompts, difficulties)
+            batch = pol.plan_batch(prompts, difficulties, budget)
+        elif difficulties is None and not pol.needs_estimator:
+            batch = pol.plan_batch(prompts, None)
+        else:
+            batch = pol.plan_batch(prompts, difficulties)
+        head = f"budget {budget if budget is not None else self.default_budget:g} -> member for {b:g} ({pol.name})"
+        batch.reasons = [f"{head}; {r}" for r in (batch.reasons or [""] * len(prompts))]
+        return batch
 
 
 @dataclass(kw_only=True)

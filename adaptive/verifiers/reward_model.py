@@ -40,14 +40,17 @@ def _load(auto_cls, model: str | None, kind: str, device: str, dtype, trust_remo
     """Load (model, tokenizer) on `device` in eval mode; a missing model is a ConfigError, not a traceback."""
     from transformers import AutoTokenizer
 
+    from ..backends.hf.hub import resolve_model
     from ..backends.hf.loading import resolve_device, resolve_dtype
 
     if not model or not isinstance(model, str):
         raise ConfigError(f"verifier {kind!r} needs a `model` param: a hub id or a local path, got {model!r}")
     dev = resolve_device(device)
+    src = resolve_model(model, role=f"verifier {kind!r}: reward model")
     try:
-        tok = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
-        net = auto_cls.from_pretrained(model, dtype=resolve_dtype(dtype, dev), trust_remote_code=trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(src.ref, trust_remote_code=trust_remote_code, **src.kwargs)
+        net = auto_cls.from_pretrained(src.ref, dtype=resolve_dtype(dtype, dev), trust_remote_code=trust_remote_code,
+                                       **src.kwargs)
     except (OSError, ValueError) as e:
         raise AdaptiveError(f"verifier {kind!r}: could not load reward model {model!r}: {e}") from e
     net.to(dev)

@@ -51,8 +51,9 @@ def _shared_prefix_ok(model) -> bool:
 class HFBackend:
     def __init__(self, model, tokenizer, model_id: str | None = None, max_batch_rows: int = 64,
                  compact_fraction: float = 0.25, prefix_cache_tokens: int = 32768, shared_prefix: bool = True,
-                 shared_prefix_min_tokens: int = 192):
+                 shared_prefix_min_tokens: int = 192, load_options=None):
         self.model, self.tokenizer = model, tokenizer
+        self.load_options = load_options  # ModelOptions the model was loaded with (from_pretrained), if known
         self.model_id = model_id or getattr(model.config, "_name_or_path", "model")
         self.max_batch_rows = max_batch_rows
         self.compact_fraction = compact_fraction  # compact the batch once this share of rows is dead
@@ -82,9 +83,36 @@ class HFBackend:
 
         model, tok, model_id = load_model(name_or_path, device=device, dtype=dtype, quantization=quantization,
                                           attention=attention, compile=compile)
+        from .load_options import ModelOptions
+
         # A compiled forward would break its graph around the shared-prefix kernel's Python bookkeeping.
         kw.setdefault("shared_prefix", not compile)
-        return cls(model, tok, model_id=model_id, **kw)
+        opts = ModelOptions(quantization=quantization, attention=attention, compile=compile)
+        return cls(model, tok, model_id=model_id, load_options=opts, **kw)
+
+    def settings(self) -> dict:
+        """Everything besides the prompts and the plan that decides what this backend returns: the model and
+        its version, precision, quantization, attention kernel, compile, device kind, the decode-loop
+        switches, and the torch / transformers versions (their kernels set the numerics). Eval runs hash
+        this into their fingerprint and write it into run.json and every record."""
+        import transformers
+
+        from .loading import model_revision
+
+        cfg = self.model.config
+        opts = self.load_options
+        quant = opts.quantization if opts is not None else None
+        if quant is None and getattr(cfg, "quantization_config", None) is not None:
+            qc = cfg.quantization_config
+            quant = qc.get("quant_method") if isinstance(qc, dict) else getattr(qc, "quant_method", str(qc))
+            quant = str(getattr(quant, "value", quant))
+        return {"kind": "hf", "model": self.model_id, "revision": model_revision(self.model_id, self.model),
+                "dtype": str(self.model.dtype).removeprefix("torch."), "quantization": quant,
+                "attention": getattr(cfg, "_attn_implementation", None),
+                "compile": bool(opts.compile) if opts is not None else None, "device": self.device.type,
+                "shared_prefix": self.shared_prefix, "shared_prefix_min_tokens": self.shared_prefix_min_tokens,
+                "max_batch_rows": self.max_batch_rows, "torch": torch.__version__,
+                "transformers": transformers.__version__}
 
     # -- helpers -------------------------------------------------------------------------------
     @property
