@@ -95,6 +95,7 @@ def test_read_timeout_fails_a_stalled_stream():
     ({"kind": "openai", "max_in_flight": 0}, "backend.max_in_flight"),
     ({"kind": "openai", "headers": {"X-A": 1}}, "backend.headers.X-A"),
     ({"device": "tpu"}, "backend.device"),
+    ({"kind": "openai", "model": "m", "timeout_s": 0}, "backend.timeout_s"),
     ({"quantization": "int3"}, "backend.quantization"),
 ])
 def test_backend_section_errors_name_the_key(backend, key):
@@ -121,6 +122,11 @@ def test_backend_flag_errors_are_one_line_naming_the_flag(argv, message, capsys,
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("adaptive: error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_top_level_model_says_where_it_moved():
+    with pytest.raises(ConfigError, match=r"^c.yaml: key 'model': this key moved: write it as backend.model"):
+        parse_config({"task": "t", "model": "m", "policies": [{"name": "a", "plan": PLAN}]}, "c.yaml")
 
 
 def test_fingerprint_is_stable_for_equal_content():

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from adaptive.bank import Bank, BankPrompt, BankSample, NotReplayable, Simulator, simulate
+from adaptive.bank import Bank, NotReplayable, Simulator, simulate
+from adaptive.graded import GradedPrompt, GradedSample
 from adaptive.errors import ConfigError
 from adaptive.plan import Plan
 from adaptive.policies import parse_policy
@@ -12,8 +13,8 @@ from adaptive.stopping import esc_expected_samples
 
 
 def prompt(pid, answers, gold="g", tokens=10, p_hat=None, bin_=None):
-    return BankPrompt(pid, f"question {pid}", gold,
-                      [BankSample(a, float(a == gold), tokens) for a in answers], {}, p_hat, bin_)
+    return GradedPrompt(pid, f"question {pid}", gold,
+                      [GradedSample(a, float(a == gold), tokens) for a in answers], {}, p_hat, bin_)
 
 
 def test_esc_mean_samples_matches_closed_form():
@@ -130,9 +131,9 @@ def _random_bank(n=12, k=10, seed=0, confidences=False):
     for i in range(n):
         p = rng.dirichlet([1.0] * 4)
         answers = [None if a == 3 else "abc"[a] for a in rng.choice(4, size=k, p=p)]
-        samples = [BankSample(a, float(a == "a"), int(rng.integers(5, 30)), None,
-                              float(rng.uniform(0.5, 3.0)) if confidences else None) for a in answers]
-        prompts.append(BankPrompt(str(i), f"q{i}", "a", samples, {}))
+        samples = [GradedSample(a, float(a == "a"), int(rng.integers(5, 30)),
+                                confidence=float(rng.uniform(0.5, 3.0)) if confidences else None) for a in answers]
+        prompts.append(GradedPrompt(str(i), f"q{i}", "a", samples, {}))
     return Bank(prompts)
 
 

@@ -80,6 +80,7 @@ def test_every_option_of_every_subcommand_has_help():
     (["eval", "--limit", "0"], "argument --limit: must be >= 1, got 0", "adaptive eval"),
     (["eval", "--limit", "-3"], "argument --limit: must be >= 1, got -3", "adaptive eval"),
     (["bank", "--config", "bank_arith", "--out", "b.jsonl", "--limit", "0"], "must be >= 1, got 0", "adaptive bank"),
+    (["bank", "--task", "arith_mixed", "--out", "b.jsonl", "--samples", "0"], "must be >= 1, got 0", "adaptive bank"),
     (["eval", "--limt", "2"], "unrecognized arguments: --limt 2", "adaptive eval"),
     (["generate"], "the following arguments are required: prompt", "adaptive generate"),
     (["tune", "--bank", "b.jsonl", "--out", "p.yaml", "--seeds", "x"], "'x' is not an integer", "adaptive tune"),
@@ -165,10 +166,8 @@ def test_bench_given_an_eval_config_is_a_named_error(capsys):
 
 
 @pytest.mark.parametrize("script, args, needle", [
-    ("label_task.py", ["--task", "nope", "--out", "x.jsonl"], "unknown task 'nope'; known: arc_challenge"),
-    ("label_task.py", ["--k", "0", "--out", "x.jsonl"], "argument --k: must be >= 1, got 0"),
-    ("compare_estimators.py", ["--logs", "missing.jsonl"], "cannot read label log missing.jsonl"),
-    ("crossfit_bank.py", ["--logs", "missing.jsonl", "--out", "b.jsonl"], "missing.jsonl"),
+    ("compare_estimators.py", ["--logs", "missing.jsonl"], "missing.jsonl"),
+    ("compare_estimators.py", ["--seeds", "x"], "argument --seeds: invalid int value: 'x'"),
     ("sim_vs_real.py", ["--run", "nope", "--bank", "nope.jsonl"], "nope"),
     ("compare_backends.py", ["--config", "nope.yaml"], "eval config 'nope.yaml' not found"),
     ("evaluate.py", ["--limit", "0"], "argument --limit: must be >= 1, got 0"),

@@ -371,3 +371,12 @@ def test_two_evals_on_one_out_with_kill_9_mid_write(tmp_path):
     assert all(r["run"]["fingerprint"] == recs[0]["run"]["fingerprint"] for r in recs)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["sc1"]["n"] == summary["sc4"]["n"] == 12
+
+
+def test_api_key_never_stored_in_run_files(tmp_path):
+    cfg = parse_config({**CONFIG, "backend": {"kind": "openai", "base_url": "http://127.0.0.1:1/v1", "model": "m",
+                                              "api_key": "sk-secret-123"}}, "test")
+    out = run_eval(cfg, tmp_path / "r", backend=FakeBackend(script), progress=False)
+    for name in ("run.json", "records.jsonl"):
+        text = (out / name).read_text()
+        assert "sk-secret-123" not in text and "<redacted>" in text, name

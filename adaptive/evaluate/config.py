@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from ..backends.config import BackendConfig, HFBackendConfig
 from ..compute import LatencyTargets
@@ -55,6 +55,8 @@ class EvalConfig:
     description: str = ""
     source: str = option("", internal=True)
     raw: dict = option(default_factory=dict, internal=True)  # the mapping as read
+
+    MOVED_KEYS: ClassVar[dict[str, str]] = {"model": "backend.model (or --model)"}
 
     def __post_init__(self):
         seen: set[str] = set()

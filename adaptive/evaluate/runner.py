@@ -50,6 +50,17 @@ def _differences(old: dict, new: dict) -> list[str]:
     return diff
 
 
+SECRET_KEYS = ("api_key", "headers")
+
+
+def redacted(raw: dict) -> dict:
+    """The config as stored in run.json and every record: a backend's api key and headers replaced."""
+    backend = raw.get("backend")
+    if not isinstance(backend, dict) or not any(k in backend for k in SECRET_KEYS):
+        return raw
+    return {**raw, "backend": {k: ("<redacted>" if k in SECRET_KEYS else v) for k, v in backend.items()}}
+
+
 def _check_resume(out: Path, meta: dict, first_record: dict) -> None:
     """A run with records resumes only with the same fingerprint. Its metadata is run.json, or, if that
     is gone, the `run` block every record carries."""
@@ -150,7 +161,7 @@ def _run_locked(config, out: Path, policies, spec, examples, load_report, backen
 
         backend = make_backend(config.backend)
     settings = backend_settings(backend)
-    meta = {"fingerprint": config.fingerprint(settings), "config": config.raw, "config_path": config.source,
+    meta = {"fingerprint": config.fingerprint(settings), "config": redacted(config.raw), "config_path": config.source,
             "backend": settings, "model_id": backend.model_id, "task": spec.name, "versions": library_versions(),
             "seed": config.seed,
             "load_report": {"rows_read": load_report.rows_read, "rows_skipped": load_report.rows_skipped,
@@ -164,7 +175,7 @@ def _run_locked(config, out: Path, policies, spec, examples, load_report, backen
             _write_meta(out, meta)
     meta_written = bool(existing)
     run_info = {"fingerprint": meta["fingerprint"], "model_id": backend.model_id, "backend": settings,
-                "seed": config.seed, "versions": meta["versions"], "config": config.raw}
+                "seed": config.seed, "versions": meta["versions"], "config": meta["config"]}
     estimators = _estimators(config, policies, backend)
     from ..controller import Controller
 
@@ -203,17 +214,17 @@ def _run_batch(spec, examples, policy_name: str, controller, run_info) -> list[d
 
 
 def _record(spec, ex, policy: str, r, run_info) -> dict:
-    return {
-        "id": ex.id, "policy": policy, "task": spec.name, "prompt": ex.prompt, "gold": ex.gold, "meta": ex.meta,
-        "answer": r.answer, "correct": spec.grade(r.answer, ex), "text": r.text, "stop_reason": r.stop_reason,
-        "decision": r.decision,
-        "difficulty": ({"p_hat": r.difficulty.p_hat, "bin": r.difficulty.bin} if r.difficulty else None),
-        "plan": r.plan.to_dict(),
-        "samples": [{"answer": s.answer, "correct": spec.grade(s.answer, ex), "tokens": s.tokens,
-                     "finish_reason": s.finish_reason, "mean_logprob": s.mean_logprob, "score": s.score,
-                     "kept": s.kept} for s in r.samples],
-        "votes": r.votes, "compute": r.compute.to_dict(), "run": run_info, "time": time.time(),
-    }
+    """A GradedPrompt (adaptive/graded.py: the bank row of this prompt's samples) plus the run's fields."""
+    from ..graded import GradedPrompt, GradedSample
+
+    samples = [GradedSample(s.answer, spec.grade(s.answer, ex), s.tokens, s.finish_reason, s.mean_logprob,
+                            s.confidence, s.score, s.kept) for s in r.samples]
+    d = r.difficulty
+    graded = GradedPrompt(ex.id, ex.prompt, ex.gold, samples, ex.meta, d.p_hat if d else None, d.bin if d else None)
+    return {**graded.to_dict(), "policy": policy, "task": spec.name, "estimator": d.estimator if d else None,
+            "answer": r.answer, "correct": spec.grade(r.answer, ex), "text": r.text, "stop_reason": r.stop_reason,
+            "decision": r.decision, "plan": r.plan.to_dict(), "votes": r.votes, "compute": r.compute.to_dict(),
+            "run": run_info, "time": time.time()}
 
 
 class _Progress:

@@ -105,7 +105,16 @@ def vote(answers: Sequence[str | None], weights: Sequence[float] | None = None) 
 
 def sample_record(c: Completion, answer: str | None, score: float | None = None, kept: bool = True) -> SampleRecord:
     return SampleRecord(text=c.text, answer=answer, tokens=c.n_tokens, finish_reason=c.finish_reason,
-                        mean_logprob=mean_logprob(c), score=score, kept=kept)
+                        mean_logprob=mean_logprob(c), confidence=trace_confidence(c), score=score, kept=kept)
+
+
+def trace_confidence(c: Completion) -> float | None:
+    """DeepConf lowest group confidence of a completion drawn with top-k logprobs (None without them)."""
+    from .. import confidence
+
+    if not c.top_logprobs:
+        return None
+    return confidence.lowest_group_confidence([confidence.token_confidence(t) for t in c.top_logprobs])
 
 
 def finish(query: Query, plan: Plan, chosen: Completion | None, answer: str | None, samples: list[SampleRecord],
