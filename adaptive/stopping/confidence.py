@@ -27,10 +27,10 @@ import numpy as np
 
 from ..confidence import DEFAULT_WINDOW, lowest_group_confidence, mean_confidence
 from ..errors import ConfigError
-from .base import SampleView, as_views, check_choice, check_int, check_prob
+from .base import LevelRule, SampleView, as_views, check_choice, check_int, check_prob
 
 
-class ConfidenceRule:
+class ConfidenceRule(LevelRule):
     name = "confidence"
 
     def __init__(self, warmup: int = 4, percentile: float = 10, window: int = DEFAULT_WINDOW,
@@ -99,13 +99,3 @@ class ConfidenceRule:
         share, n = self.consensus_share(samples)
         return share if n >= self.min_votes else -math.inf
 
-    @property
-    def level(self) -> float:
-        return self.consensus
-
-    @staticmethod
-    def param_for(level: float) -> float:
-        return level
-
-    def should_stop(self, samples: Sequence[SampleView | str | None]) -> bool:
-        return self.statistic(samples) >= self.level
