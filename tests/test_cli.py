@@ -170,6 +170,7 @@ def test_bench_given_an_eval_config_is_a_named_error(capsys):
     ("compare_estimators.py", ["--seeds", "x"], "argument --seeds: invalid int value: 'x'"),
     ("sim_vs_real.py", ["--run", "nope", "--bank", "nope.jsonl"], "nope"),
     ("compare_backends.py", ["--config", "nope.yaml"], "eval config 'nope.yaml' not found"),
+    ("ship_defaults.py", ["nope"], "nope/policies: no fitted estimator"),
     ("evaluate.py", ["--limit", "0"], "argument --limit: must be >= 1, got 0"),
     ("bench.py", ["--only", "nope"], "unknown bench section 'nope'"),
 ])
