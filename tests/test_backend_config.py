@@ -36,7 +36,7 @@ def test_eval_config_with_an_openai_backend_runs_end_to_end(tmp_path):
         out = run_eval(config, tmp_path / "run", progress=False)
         recs = read_records(out / "records.jsonl")
         assert {b["model"] for b in srv.requests} == {"served-name"} and srv.max_active <= 3
-    assert len(recs) == 4 and {r["run"]["model_id"] for r in recs} == {"openai:served-name"}
+    assert len(recs) == 4 and {r["run"]["backend"]["model"] for r in recs} == {"served-name"}
     easy = [r for r in recs if r["meta"]["difficulty"] == "easy"]  # "a + b": the fake server adds them up
     assert easy and all(r["correct"] == 1.0 for r in easy)
     assert all(r["compute"]["samples"] == 2 for r in recs)
@@ -52,7 +52,7 @@ def test_eval_model_flag_names_the_served_model_and_wins_over_yaml(tmp_path, cap
         assert code == 0, capsys.readouterr().err
         assert {b["model"] for b in srv.requests} == {"other"}
     recs = read_records(tmp_path / "run" / "records.jsonl")
-    assert {r["run"]["model_id"] for r in recs} == {"openai:other"}
+    assert {r["run"]["backend"]["model"] for r in recs} == {"other"}
     assert recs[0]["run"]["config"]["backend"]["model"] == "other"  # the flag is part of the run's config
 
 
@@ -71,7 +71,8 @@ def test_python_api_takes_a_config_or_a_mapping():
                                   read_timeout_s=3, max_retries=2)
         with make_backend(cfg) as b:
             assert isinstance(b, OpenAIBackend) and b.model == "fake-model"
-            assert (b.timeout_s, b.connect_timeout_s, b.read_timeout_s, b.max_retries) == (7, 2, 3, 2)
+            s = b.session
+            assert (s.timeout_s, s.connect_timeout_s, s.read_timeout_s, s.max_retries) == (7, 2, 3, 2)
         with make_backend({"kind": "openai", "base_url": srv.url, "model": "yaml-name"}, model="fake-model") as b:
             assert b.model == "fake-model"  # the explicit model wins
     with pytest.raises(ConfigError, match=r"^backend config: key 'timeout_s': must be > 0, got 0.0$"):

@@ -181,3 +181,27 @@ def test_sweep_curve_equals_at_every_level():
         r = sweep.at(level)
         assert cv["accuracy"][k] == pytest.approx(r["acc"].mean(), abs=1e-12)
         assert cv["mean_samples"][k] == pytest.approx(r["samples"].mean(), abs=1e-12)
+
+
+def test_bank_confidence_is_deepconf_and_mean_logprob_stays_mean_logprob(tmp_path):
+    import yaml
+
+    from adaptive.backends.fake import FakeBackend
+    from adaptive.confidence import trace_confidence
+    from adaptive.evaluate import load_config, run_eval
+
+    plan = {"max_samples": 2, "max_new_tokens": 16, "seed": 0}
+    cfg = {"task": "arith_mixed", "limit": 2, "seed": 0, "shuffle": False,
+           "policies": [{"name": "plain", "plan": plan},
+                        {"name": "conf", "plan": {**plan, "verifier": "confidence", "aggregation": "weighted"}}]}
+    cpath = tmp_path / "c.yaml"
+    cpath.write_text(yaml.safe_dump(cfg))
+    fake = FakeBackend(["The answer is 2."], logprob=-0.5)
+    run_eval(load_config(cpath), tmp_path / "run", backend=fake, progress=False, report=False)
+    plain = Bank.from_eval_records(tmp_path / "run", policy="plain")
+    assert all(s.mean_logprob == -0.5 and s.confidence is None for p in plain.prompts for s in p.samples)
+    conf = Bank.from_eval_records(tmp_path / "run", policy="conf")
+    # FakeBackend's top-2 logprobs are [-0.5, -1.5] at every position: token confidence 1.0
+    want = trace_confidence([[-0.5, -1.5]] * 5)
+    assert want == 1.0
+    assert all(s.confidence == want and s.mean_logprob == -0.5 for p in conf.prompts for s in p.samples)

@@ -53,7 +53,7 @@ class OpenAIBackendConfig:
     endpoint: Literal["chat", "completions"] = "chat"
     max_in_flight: int = option(8, check=at_least(1))
     timeout_s: float = option(60.0, check=above(0))              # wall clock per attempt
-    connect_timeout_s: float = option(10.0, check=above(0))
+    connect_timeout_s: float = option(5.0, check=above(0))
     read_timeout_s: float | None = option(None, check=above(0))  # between bytes; None: timeout_s
     max_retries: int = option(4, check=at_least(0))
     backoff_base_s: float = option(0.25, check=at_least(0))
@@ -64,7 +64,7 @@ class OpenAIBackendConfig:
     supports_ignore_eos: bool | None = None
     context_window: int | None = option(None, check=at_least(1))
     model_config: str | None = None          # local config.json folder, for FLOPs estimates
-    model_id: str | None = None              # what records call the model (default openai:<model>)
+    model_id: str | None = None              # what records call the model (default: the model)
     headers: dict[str, str] = option(default_factory=dict)
 
 

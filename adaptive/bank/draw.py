@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..backends.base import Request, SamplingParams
+from ..confidence import TOP_LOGPROBS
 from ..graded import GradedPrompt, GradedSample
 from .bank import Bank
 
@@ -42,14 +43,12 @@ def graded_samples(completions, grade: Callable, extract: Callable | None, keep_
                    keep_text: bool = False) -> list[GradedSample]:
     """GradedSamples of one prompt's completions: grade(answer) (answer = extract(text), or the text itself
     without an extractor). keep_first keeps the first sample's logprobs (a sample probe trains on them)."""
-    from ..strategies.base import mean_logprob, trace_confidence
-
     out = []
     for j, c in enumerate(completions):
         answer = extract(c.text) if extract is not None else None
         first = keep_first and j == 0
         out.append(GradedSample(answer, float(grade(answer if extract is not None else c.text)), c.n_tokens,
-                                c.finish_reason, mean_logprob(c), trace_confidence(c),
+                                c.finish_reason, c.mean_logprob, c.trace_confidence,
                                 text=c.text if keep_text else None, logprobs=list(c.logprobs) if first else None,
                                 top_logprobs=[list(t) for t in c.top_logprobs] if first else None))
     return out
@@ -97,7 +96,7 @@ def draw_graded(backend, items: Sequence[dict], k: int, params: SamplingParams, 
 
 
 def draw_bank(backend, spec, examples: Sequence, k: int, *, max_new_tokens: int = 40, temperature: float = 0.7,
-              top_logprobs: int = 5, batch_size: int = 4, seed: int = 1000, partial=None,
+              top_logprobs: int = TOP_LOGPROBS, batch_size: int = 4, seed: int = 1000, partial=None,
               progress: Callable[[int, int], None] | None = None, source: dict | None = None) -> Bank:
     """A task's examples as a bank: K samples each, graded by the task's extractor and grader."""
     by_id = {ex.id: ex for ex in examples}

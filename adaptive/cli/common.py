@@ -62,7 +62,7 @@ def add_backend_args(p) -> None:
     p.add_argument("--api-key", default=None, help="openai: API key (default $OPENAI_API_KEY)")
     p.add_argument("--timeout", type=float, default=None,
                    help="openai: seconds one request attempt may take, wall clock (default 60)")
-    p.add_argument("--connect-timeout", type=float, default=None, help="openai: seconds to connect (default 10)")
+    p.add_argument("--connect-timeout", type=float, default=None, help="openai: seconds to connect (default 5)")
     p.add_argument("--read-timeout", type=float, default=None,
                    help="openai: seconds without data before an attempt fails (default: --timeout)")
     p.add_argument("--max-retries", type=int, default=None,

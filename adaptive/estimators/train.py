@@ -34,6 +34,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ..backends.base import Request, SamplingParams
+from ..confidence import TOP_LOGPROBS
 from ..errors import ConfigError, InputError
 from ..registry import estimators
 from . import make_estimator, metrics, persistence
@@ -370,7 +371,7 @@ def build_labels(backend, examples: Sequence, k: int, grade: Grade, *, params: S
 
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise InputError(f"k={k!r}: must be an integer >= 1")
-    params = params or SamplingParams(max_new_tokens=256, temperature=0.7, top_logprobs=5)
+    params = params or SamplingParams(max_new_tokens=256, temperature=0.7, top_logprobs=TOP_LOGPROBS)
     exs = [{"prompt": e} if isinstance(e, str) else dict(e) for e in examples]
     for i, e in enumerate(exs):
         if "prompt" not in e:

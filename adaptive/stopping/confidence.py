@@ -13,7 +13,7 @@ Choices:
   weights each kept trace by its lowest group confidence), "mean" (mean token confidence) or
   "weight" (the SampleView weight, e.g. a verifier score). A trace without token confidences always
   uses its `weight` and is always kept (it cannot be judged).
-- `window` default 16 tokens, not the paper's 2048: our traces are short.
+- `window` default adaptive.confidence.DEFAULT_WINDOW (16 tokens), not the paper's 2048: our traces are short.
 - `min_votes` (default 2): kept real answers needed before stopping. With the paper's N_init = 16 and
   top 10%, two warmup traces clear the bar; with our 4 only one would, and a one-trace vote is always
   unanimous, so without this the rule would stop right after warmup.
