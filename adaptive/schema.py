@@ -24,8 +24,7 @@ What `load` checks, each error at its key path:
   the object; `Annotated[X, Parse(fn)]` reads a value with fn (e.g. a Plan, validated by Plan itself).
 
 `option(internal=True)` marks a field that is not a key (set by the code that loads, e.g. the source path);
-`option(key="...")` reads a field from a differently named key; a class attribute `MOVED_KEYS = {old: new}`
-turns a key that moved into an error saying where it went.
+`option(key="...")` reads a field from a differently named key.
 """
 from __future__ import annotations
 
@@ -352,10 +351,7 @@ def _dataclass(cls, v, key: str, internal: dict | None = None):
     if not isinstance(v, dict):
         _fail(key, f"expected a mapping, {_got(v)}")
     fields = config_keys(cls)
-    moved = getattr(cls, "MOVED_KEYS", {})
     for k in v:
-        if isinstance(k, str) and k in moved:
-            _fail(join_key(key, k), f"this key moved: write it as {moved[k]}")
         if not isinstance(k, str) or k not in fields:
             _fail(join_key(key, k), f"unknown key {_short(k)}; accepted keys: {', '.join(sorted(fields))}")
     hints = _hints(cls)

@@ -125,9 +125,22 @@ def test_backend_flag_errors_are_one_line_naming_the_flag(argv, message, capsys,
     assert err.startswith("adaptive: error: ") and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_top_level_model_says_where_it_moved():
-    with pytest.raises(ConfigError, match=r"^c.yaml: key 'model': this key moved: write it as backend.model"):
-        parse_config({"task": "t", "model": "m", "policies": [{"name": "a", "plan": PLAN}]}, "c.yaml")
+def test_top_level_model_is_backend_model_and_the_flag_wins(tmp_path, capsys):
+    base = {"task": "t", "policies": [{"name": "a", "plan": PLAN}]}
+    cfg = parse_config({**base, "model": "m", "backend": {"kind": "openai"}}, "c.yaml")
+    assert cfg.backend.model == "m" and cfg.model is None
+    assert parse_config({**base, "model": "m", "backend": {"kind": "openai", "model": "m"}}).backend.model == "m"
+    with pytest.raises(ConfigError, match=r"^c.yaml: key 'model': 'm' disagrees with backend.model 'n'"):
+        parse_config({**base, "model": "m", "backend": {"kind": "openai", "model": "n"}}, "c.yaml")
+    assert cfg.with_backend({"kind": "openai", "model": "flag"}).backend.model == "flag"
+    assert cfg.with_backend({"kind": "openai", "timeout_s": 3}).backend.model == "m"
+    with FakeOpenAIServer() as srv:
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump({**base, "task": "arith_mixed", "limit": 1, "model": "yaml-name",
+                                        "backend": {"kind": "openai", "base_url": srv.url}}))
+        assert main(["eval", "--config", str(path), "--model", "flag-name", "--out", str(tmp_path / "r"),
+                     "--quiet"]) == 0, capsys.readouterr().err
+        assert {b["model"] for b in srv.requests} == {"flag-name"}
 
 
 def test_fingerprint_is_stable_for_equal_content():

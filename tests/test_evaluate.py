@@ -331,8 +331,8 @@ def test_two_evals_on_one_out_with_kill_9_mid_write(tmp_path):
                               timeout=timeout)
 
     with FakeOpenAIServer() as srv:
-        cfg = write(tmp_path, {**CONFIG, "limit": 12, "batch_size": 2,
-                               "backend": {"kind": "openai", "base_url": srv.url, "model": "fake-model"}})
+        cfg = write(tmp_path, {**CONFIG, "limit": 12, "batch_size": 2, "model": "fake-model",
+                               "backend": {"kind": "openai", "base_url": srv.url}})
         out, mark = tmp_path / "run", tmp_path / "stalled"
         log = out / "records.jsonl"
         stalling = tmp_path / "stalling_eval.py"
@@ -374,7 +374,7 @@ def test_two_evals_on_one_out_with_kill_9_mid_write(tmp_path):
 
 
 def test_api_key_never_stored_in_run_files(tmp_path):
-    cfg = parse_config({**CONFIG, "backend": {"kind": "openai", "base_url": "http://127.0.0.1:1/v1", "model": "m",
+    cfg = parse_config({**CONFIG, "model": "m", "backend": {"kind": "openai", "base_url": "http://127.0.0.1:1/v1",
                                               "api_key": "sk-secret-123"}}, "test")
     out = run_eval(cfg, tmp_path / "r", backend=FakeBackend(script), progress=False)
     for name in ("run.json", "records.jsonl"):

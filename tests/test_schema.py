@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 import pytest
 
@@ -56,8 +56,6 @@ class Job:
     old_name: str = option("", key="legacy")
     source: str = option("", internal=True)
 
-    MOVED_KEYS: ClassVar[dict[str, str]] = {"rates": "rate"}
-
     def __post_init__(self):
         if self.mode == "slow" and not self.steps:
             raise Invalid("steps", "mode 'slow' needs at least one step")
@@ -91,7 +89,6 @@ def test_a_valid_mapping_becomes_typed_objects():
     ({"name": "j", "steps": [{"size": 1}, {"sise": 1}]}, "job.yaml: key 'steps[1].sise': unknown key 'sise'"),
     ({"name": "j", "steps": [{}]}, "job.yaml: key 'steps[0].size': required: an integer"),
     ({"name": "j", 7: 1}, "job.yaml: key '7': unknown key 7"),
-    ({"name": "j", "rates": 1}, "job.yaml: key 'rates': this key moved: write it as rate"),
     # types
     ({"name": 3}, "job.yaml: key 'name': expected a string, got int 3"),
     ({"name": "j", "verbose": "yes"}, "job.yaml: key 'verbose': expected true or false, got str 'yes'"),

@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from ..backends.config import BackendConfig, HFBackendConfig
 from ..compute import LatencyTargets
@@ -24,7 +24,7 @@ from ..schema import Invalid, at_least, load, non_empty, option, read_yaml
 
 # Not hashed into a run's fingerprint: free text, the prompt count (a resume may extend a run), and what
 # the backend's effective settings describe instead.
-UNFINGERPRINTED = ("description", "limit", "backend")
+UNFINGERPRINTED = ("description", "limit", "backend", "model")
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,15 @@ class EvalConfig:
     description: str = ""
     source: str = option("", internal=True)
     raw: dict = option(default_factory=dict, internal=True)  # the mapping as read
-
-    MOVED_KEYS: ClassVar[dict[str, str]] = {"model": "backend.model (or --model)"}
+    model: str | None = None  # shorthand for backend.model: read into it (give the model once)
 
     def __post_init__(self):
+        if self.model is not None:
+            if self.backend.model not in (None, self.model):
+                raise Invalid("model", f"{self.model!r} disagrees with backend.model {self.backend.model!r}; "
+                                       "give the model once")
+            object.__setattr__(self, "backend", replace(self.backend, model=self.model))
+            object.__setattr__(self, "model", None)  # one home: backend.model
         seen: set[str] = set()
         for i, p in enumerate(self.policies):
             if p.name in seen:
@@ -76,8 +81,11 @@ class EvalConfig:
     def with_backend(self, backend: dict, source: str = "command line") -> "EvalConfig":
         """This config with another `backend:` mapping (validated, and recorded in `raw`, so run.json shows
         it; the fingerprint hashes the backend's effective settings instead)."""
+        raw = {k: v for k, v in self.raw.items() if k != "model" or "model" not in backend}  # the flag wins
+        if "model" in self.raw and "model" not in backend:
+            backend = {**backend, "model": self.raw["model"]}
         return replace(self, backend=load(BackendConfig, backend, source, prefix="backend"),
-                       raw={**self.raw, "backend": backend})
+                       raw={**raw, "backend": backend})
 
 
 def parse_config(raw: Any, path: str = "<config>") -> EvalConfig:
