@@ -14,14 +14,22 @@ from dataclasses import asdict, dataclass, field
 from . import timing
 from .backends.base import CallUsage
 from .metrics import latency
+from .schema import Invalid
 
 
 @dataclass(frozen=True)
 class LatencyTargets:
-    """Per-request SLO for the fluidity-index (Etalon): TTFT target D_p and TBT target D_d, seconds."""
+    """Per-request SLO for the fluidity-index (Etalon): TTFT target D_p and TBT target D_d, seconds
+    (`latency_targets:` in eval configs)."""
 
     ttft_s: float = 1.0
     tbt_s: float = 0.1
+
+    def __post_init__(self):
+        for name in ("ttft_s", "tbt_s"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise Invalid(name, f"must be > 0, got {v!r}")
 
 
 @dataclass

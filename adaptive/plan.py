@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from .errors import PlanError
+from .schema import Invalid, Parse
 
 AGGREGATIONS = ("majority", "weighted", "best")
 SAMPLING = ("self_consistency", "best_of_n")   # draw samples in waves, vote or pick
@@ -183,6 +184,22 @@ class Plan:
             raise PlanError(unknown[0], d[unknown[0]], f"unknown Plan field; known: {', '.join(sorted(known))}")
         return cls(**d)
 
+
+def plan_from_mapping(raw) -> Plan:
+    """A Plan from a config's mapping of Plan fields, names checked (check_names); for the config loader
+    (adaptive/schema.py): a PlanError becomes an error at the key `<field>`."""
+    if not isinstance(raw, dict):
+        raise Invalid("", f"expected a mapping of Plan fields, got {type(raw).__name__}")
+    for k in raw:
+        if not isinstance(k, str):
+            raise Invalid(str(k), f"unknown Plan field {k!r}; known: {', '.join(sorted(_DEFAULTS))}")
+    try:
+        return Plan.from_dict(raw).check_names()
+    except PlanError as e:
+        raise Invalid(e.field, str(e)) from None
+
+
+PlanMapping = Annotated[Plan, Parse(plan_from_mapping)]  # a config field holding Plan fields
 
 _DEFAULTS = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
              for f in dataclasses.fields(Plan)}

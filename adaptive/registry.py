@@ -118,10 +118,10 @@ estimators = Registry("estimator", {
     **_table("adaptive.estimators.sample_probe", sample_probe="SampleProbeEstimator"),
 })
 policy_kinds = Registry("policy kind", {
-    **_table("adaptive.policies.fixed", fixed="parse_fixed"),
-    **_table("adaptive.policies.binned", binned="parse_binned"),
-    **_table("adaptive.policies.allocate", allocate="parse_allocate"),
-    **_table("adaptive.policies.index", index="parse_index"),
+    **_table("adaptive.policies.fixed", fixed="FixedPolicyFile"),
+    **_table("adaptive.policies.binned", binned="BinnedPolicyFile"),
+    **_table("adaptive.policies.allocate", allocate="AllocatePolicyFile"),
+    **_table("adaptive.policies.index", index="IndexPolicyFile"),
 })
 backends = Registry("backend kind", {
     **_table("adaptive.backends.factory", hf="make_hf_backend", openai="make_openai_backend"),

@@ -5,18 +5,18 @@ python scripts/compare_backends.py [--config backend_compare]   # a file, or a s
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
 from pathlib import Path
 
 from adaptive.backends.hf.loading import quiet_transformers
+from adaptive.cli import ArgumentParser, run_main
 from adaptive.testing.transformers_serve import start_transformers_serve
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="backend_compare", help="eval config: a file, or a shipped one by name")
     ap.add_argument("--out", default="runs/backend_compare")
     args = ap.parse_args()
@@ -36,9 +36,10 @@ def main() -> int:
         print(f"server could not start: {server}")
         return 1
     try:
-        backend = make_backend({"kind": "openai", "base_url": server.url, "model": server.model,
-                                "tokenizer": str(embedded_model_dir())})
-        rows["transformers serve"] = summarize(load_run(run_eval(config, out / "server", backend=backend,
+        served = config.with_backend({"kind": "openai", "base_url": server.url, "model": server.model,
+                                      "tokenizer": str(embedded_model_dir())}, "transformers serve")
+        backend = make_backend(served.backend)  # built here to read its request counters afterwards
+        rows["transformers serve"] = summarize(load_run(run_eval(served, out / "server", backend=backend,
                                                                  progress=False, report=False)))
         stats = vars(backend.stats)
     finally:
@@ -53,4 +54,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -5,13 +5,13 @@ Features (the probes' prompt passes included) are computed once; each seed re-sp
 the training side only and reports AUROC ("one sample is correct"), Spearman (with the pass rate), Brier and
 ECE on the held-out side. See adaptive/estimators/compare.py.
 """
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
 from adaptive.backends.hf.loading import quiet_transformers
+from adaptive.cli import ArgumentParser, run_main
 
 # name -> (kind, constructor kwargs); "probe" is the default probe (C by grouped CV on the training prompts),
 # the others show what each option adds.
@@ -29,7 +29,7 @@ def fmt(v, width=7):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--logs", default="runs/labels/arith_k16.jsonl")
     ap.add_argument("--seeds", type=int, default=10, help="splits 0..N-1")
     ap.add_argument("--val-frac", type=float, default=0.3)
@@ -37,15 +37,16 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--out", default=None, help="write per-seed rows and the summary as JSON")
     args = ap.parse_args()
+    from adaptive.estimators.train import load_labels
+
+    records = load_labels(args.logs)  # a bad log is an error before anything heavy loads
     import torch
 
     torch.set_num_threads(1)  # the machine is shared; the work is small
     quiet_transformers()
     from adaptive.backends.hf import HFBackend
     from adaptive.estimators.compare import METRICS, compare, summarize
-    from adaptive.estimators.train import load_labels
 
-    records = load_labels(args.logs)
     backend = HFBackend.from_pretrained(args.model)
     t0 = time.perf_counter()
     rows = compare(records, SPECS, backend, seeds=range(args.seeds), val_frac=args.val_frac,
@@ -80,4 +81,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -17,7 +17,6 @@ ours reuses a prompt's K/V across waves whole, vLLM only in full 128-token block
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from adaptive.backends.base import Request, SamplingParams
 from adaptive.backends.hf.loading import embedded_model_dir, quiet_transformers
+from adaptive.cli import ArgumentParser, run_main
 
 PROMPTS = ["Write a short story about a lighthouse keeper.", "Explain how a bicycle works.",
            "Describe a walk through a forest in autumn.", "Write a letter to a friend about a trip."]
@@ -43,7 +43,7 @@ def decode_work(backend, prompts: int, samples: int, tokens: int) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="backend_compare", help="eval config: a file, or a shipped one by name")
     ap.add_argument("--limit", type=int, default=6, help="prompts of the eval (overrides the config)")
     ap.add_argument("--prompts", type=int, default=2, help=f"decode work: prompts (at most {len(PROMPTS)})")
@@ -104,4 +104,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

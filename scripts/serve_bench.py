@@ -5,13 +5,14 @@ embedded model, and fault-injection counters against the fake server (adaptive/t
 """
 from __future__ import annotations
 
-import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 from adaptive.backends.base import Request, SamplingParams
 from adaptive.backends.openai import OpenAIBackend
+from adaptive.cli import ArgumentParser, run_main
 from adaptive.testing.fake_openai import FakeOpenAIServer
 from adaptive.testing.transformers_serve import start_transformers_serve
 
@@ -52,7 +53,7 @@ def faults(n_requests: int = 20) -> list[dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--skip-real", action="store_true")
@@ -81,4 +82,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -7,19 +7,20 @@ binned_stopping and allocate policies at a mean budget of 4 samples to binned_de
 allocate_default.yaml, each naming that estimator, so `AdaptiveGenerator.from_pretrained(policy=
 "binned_default")` works out of the box. The demo run is what reproduces them (`make demo`).
 """
-import argparse
 import shutil
 import sys
 from pathlib import Path
 
 import yaml
 
+from adaptive.cli import ArgumentParser, run_main
+
 SHIP = {"binned_stopping": "binned_default", "allocate": "allocate_default"}
 ESTIMATOR = "embedded_probe.npz"
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", help="a finished demo run directory (runs/demo)")
     ap.add_argument("--budget", default="4", help="which tuned budget to ship (default 4)")
     args = ap.parse_args()
@@ -27,6 +28,7 @@ def main() -> int:
     from adaptive.estimators import load_estimator
     from adaptive.policies import load_policy
     from adaptive.resources import shipped
+    from adaptive.schema import read_yaml
 
     src = Path(args.run) / "policies"
     dest = shipped("policies", "fixed_sc8").parent
@@ -40,7 +42,7 @@ def main() -> int:
         f = src / f"{family}_b{args.budget}.yaml"
         if not f.is_file():
             raise ConfigError(f"{f} is missing: the demo's live budgets must include {args.budget}")
-        raw = yaml.safe_load(f.read_text())
+        raw = read_yaml(f)
         raw.update(name=name, estimator=ESTIMATOR,
                    description=f"{raw.get('description', '')} (tuned by `adaptive demo` on the embedded model's "
                                f"skills_mixed bank; scripts/ship_defaults.py)")
@@ -52,4 +54,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

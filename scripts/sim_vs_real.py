@@ -3,14 +3,14 @@ restricted to the run's prompts and print simulated vs real accuracy and samples
 
 python scripts/sim_vs_real.py --run runs/default --bank runs/bank/arith_probe.jsonl
 """
-import argparse
 import sys
 
+from adaptive.cli import ArgumentParser, run_main
 from adaptive.metrics.stats import wilson_interval
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True)
     ap.add_argument("--bank", required=True)
     ap.add_argument("--seeds", type=int, default=200)
@@ -40,4 +40,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

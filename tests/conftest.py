@@ -32,6 +32,15 @@ def totals_delta(hf_backend):
     return delta
 
 
+# Inputs tried by the fuzz tests (tests/test_fuzz.py), reported at the end of the run.
+FUZZ_INPUTS: dict[str, int] = {}
+
+
+@pytest.fixture(scope="session")
+def fuzz_inputs():
+    return FUZZ_INPUTS
+
+
 # --- a real vLLM server, for the tests marked `vllm` ---------------------------------------------------
 #
 # One server per session, on the embedded model in float32 (its logprobs then match the HF backend's), with
@@ -83,6 +92,9 @@ def vllm_server():
 
 
 def pytest_terminal_summary(terminalreporter):
+    if FUZZ_INPUTS:
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(FUZZ_INPUTS.items()))
+        terminalreporter.write_line(f"fuzz: {sum(FUZZ_INPUTS.values())} inputs tried ({parts})")
     r = VLLM_REPORT
     if not r:
         return

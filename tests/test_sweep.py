@@ -32,13 +32,13 @@ def test_agreement():
 def test_run_sweep_compares_rows_to_the_baseline_and_reports_skips(tmp_path, monkeypatch):
     def fake_row(cfg, setting, batch_sizes, timeout=0):
         m = lambda t: {"tok_s": t, "ttft_s": 0.1, "peak_mb": 10.0}  # noqa: E731
-        if setting["name"] == "baseline":
+        if setting.name == "baseline":
             return "ok", {"load_s": 1, "weights_mb": 500, **m(10.0), "greedy": [[1, 2], [3]], "accuracy": 0.5,
                           "n": 4, "batch": {bs: {**m(10.0 * bs), "greedy_same": True} for bs in batch_sizes}}
-        if setting["name"] == "bf16":
+        if setting.name == "bf16":
             return "ok", {"load_s": 1, "weights_mb": 250, **m(5.0), "greedy": [[1, 2], [9]], "accuracy": 0.25,
                           "n": 4, "batch": {}}
-        if setting["name"] == "bnb-4bit":
+        if setting.name == "bnb-4bit":
             return "skipped", "quantization='bnb-4bit' needs a CUDA device"
         return "failed", "InductorError: boom"
 

@@ -1,49 +1,50 @@
-"""Build a backend from a config mapping (`backend:` in YAML, `--backend` on the CLI)."""
+"""Build a backend from its config (`backend:` in YAML, the CLI's backend flags, or the Python API)."""
 from __future__ import annotations
 
 import os
 
 from ..errors import ConfigError
-
-OPENAI_KEYS = ("base_url", "api_key", "model", "endpoint", "max_in_flight", "timeout_s", "max_retries",
-               "backoff_base_s", "tokenizer", "supports_n", "context_window", "supports_prefix", "supports_logprobs",
-               "supports_ignore_eos", "model_config", "model_id", "connect_timeout_s", "headers")
+from ..schema import load
+from .config import BackendConfig, HFBackendConfig, OpenAIBackendConfig
 
 
-def make_backend(cfg: dict | None, model: str | None = None):
+def make_backend(cfg: BackendConfig | dict | None = None, model: str | None = None):
+    """The backend `cfg` describes (a BackendConfig, or a mapping read as one); `model` (e.g. --model), when
+    given, replaces the config's model: a hub id or path for hf, the served model name for openai."""
+    from dataclasses import replace
+
     from ..registry import backends
 
-    cfg = dict(cfg or {})
-    kind = cfg.pop("kind", "hf")
-    if kind not in backends:
-        raise ConfigError(f"backend kind {kind!r} unknown; known: {', '.join(backends.names())}")
-    return backends.get(kind)(cfg, model)
+    if cfg is None or isinstance(cfg, dict):
+        cfg = load(BackendConfig, dict(cfg or {}), "backend config")
+    if model is not None:
+        cfg = replace(cfg, model=model)
+    return backends.get(cfg.kind)(cfg)
 
 
-def make_hf_backend(cfg: dict, model: str | None = None):
+def make_hf_backend(cfg: HFBackendConfig):
     from .hf import HFBackend
 
-    extra = {k: cfg[k] for k in ("max_batch_rows", "quantization", "attention", "compile", "shared_prefix",
-                              "shared_prefix_min_tokens") if k in cfg}
-    return HFBackend.from_pretrained(model, device=cfg.get("device", "auto"), dtype=cfg.get("dtype", "auto"), **extra)
+    extra = {} if cfg.shared_prefix is None else {"shared_prefix": cfg.shared_prefix}
+    return HFBackend.from_pretrained(cfg.model, device=cfg.device, dtype=cfg.dtype, quantization=cfg.quantization,
+                                     attention=cfg.attention, compile=cfg.compile, max_batch_rows=cfg.max_batch_rows,
+                                     shared_prefix_min_tokens=cfg.shared_prefix_min_tokens, **extra)
 
 
-def make_openai_backend(cfg: dict, model: str | None = None):
-    """`kind: openai` keys: base_url (required; or $OPENAI_BASE_URL), model (or --model), api_key (or
-    $OPENAI_API_KEY), endpoint, max_in_flight, timeout_s, max_retries, backoff_base_s, tokenizer, supports_n,
-    context_window, supports_prefix, supports_logprobs, supports_ignore_eos, model_config, model_id, headers."""
+def make_openai_backend(cfg: OpenAIBackendConfig):
+    """base_url falls back to $OPENAI_BASE_URL and api_key to $OPENAI_API_KEY (the OpenAI client's variables)."""
     from .openai import OpenAIBackend
 
-    unknown = sorted(set(cfg) - set(OPENAI_KEYS))
-    if unknown:
-        raise ConfigError(f"backend kind 'openai': unknown key(s) {', '.join(unknown)}; known: {', '.join(OPENAI_KEYS)}")
-    kw = dict(cfg)
-    kw["base_url"] = kw.get("base_url") or os.environ.get("OPENAI_BASE_URL")
-    if not kw["base_url"]:
+    base_url = cfg.base_url or os.environ.get("OPENAI_BASE_URL")
+    if not base_url:
         raise ConfigError("backend kind 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1), or $OPENAI_BASE_URL")
-    kw["model"] = kw.get("model") or model
-    if not kw["model"]:
+    if not cfg.model:
         raise ConfigError("backend kind 'openai' needs model: the model name the server serves (or --model)")
-    if kw.get("api_key") is None and os.environ.get("OPENAI_API_KEY"):
-        kw["api_key"] = os.environ["OPENAI_API_KEY"]
-    return OpenAIBackend(**kw)
+    api_key = cfg.api_key if cfg.api_key is not None else os.environ.get("OPENAI_API_KEY")
+    return OpenAIBackend(base_url, cfg.model, api_key=api_key, endpoint=cfg.endpoint, max_in_flight=cfg.max_in_flight,
+                         timeout_s=cfg.timeout_s, connect_timeout_s=cfg.connect_timeout_s,
+                         read_timeout_s=cfg.read_timeout_s, max_retries=cfg.max_retries,
+                         backoff_base_s=cfg.backoff_base_s, tokenizer=cfg.tokenizer, supports_n=cfg.supports_n,
+                         supports_prefix=cfg.supports_prefix, supports_logprobs=cfg.supports_logprobs,
+                         supports_ignore_eos=cfg.supports_ignore_eos, context_window=cfg.context_window,
+                         model_config=cfg.model_config, model_id=cfg.model_id, headers=dict(cfg.headers))

@@ -67,7 +67,7 @@ def build_bank(config_path, out, samples=None, policy=None, limit=None, run_dir=
             if est_meta_needs_model:
                 from ..backends.factory import make_backend
 
-                backend = make_backend(cfg.backend, cfg.model)
+                backend = make_backend(cfg.backend)
         bank.attach_difficulty(load_estimator(estimator, backend=backend))
         bank.source["estimator"] = str(estimator)
     bank.save(out)

@@ -14,11 +14,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from dataclasses import replace
+
 import torch
-import yaml
 
 from ..backends.base import Request, SamplingParams
-from ..resources import resolve
+from ..errors import ConfigError, InputError
+from ..schema import load, load_file
+from .config import BenchConfig
 from .memory import peak_mb
 
 FILLER = ("The history of mathematics spans many civilizations, each adding methods for counting, "
@@ -60,7 +63,7 @@ def bench_load(cfg, report):
     # Import the model classes first so neither timing pays Python's one-time import cost.
     from transformers.models.llama import modeling_llama  # noqa: F401  (warm-up import)
 
-    if cfg.get("measure_uncached", True):
+    if cfg.measure_uncached:
         old = os.environ.get("ADAPTIVE_CACHE")
         with tempfile.TemporaryDirectory() as d:
             os.environ["ADAPTIVE_CACHE"] = d
@@ -81,14 +84,14 @@ def bench_load(cfg, report):
 
 
 def bench_throughput(b, cfg, report):
-    p = SamplingParams(max_new_tokens=cfg["new_tokens"], temperature=0.7, seed=0, ignore_eos=True)
+    p = SamplingParams(max_new_tokens=cfg.new_tokens, temperature=0.7, seed=0, ignore_eos=True)
     for n in (1, 8):
         g, t = _timed(lambda: b.generate([Request("Tell me a story.", n=n)], p))
         report[f"tok_s_batch{n}"] = g.usage.generated_tokens / t
 
 
 def bench_batched_vs_loop(b, cfg, report):
-    n, new = cfg["samples"], cfg["new_tokens"]
+    n, new = cfg.samples, cfg.new_tokens
     p = SamplingParams(max_new_tokens=new, temperature=0.7, seed=0, ignore_eos=True)
     g, t_ours = _timed(lambda: b.generate([Request("Tell me a story.", n=n)], p))
     tokens = 0
@@ -109,8 +112,8 @@ def _hf_call(b, prompt: str, n: int, new: int):
 
 
 def bench_shared_prefill(b, cfg, report):
-    prompt = _long_prompt(b.tokenizer, cfg["prompt_tokens"])
-    n, new = cfg["samples"], cfg["new_tokens"]
+    prompt = _long_prompt(b.tokenizer, cfg.prompt_tokens)
+    n, new = cfg.samples, cfg.new_tokens
     p = SamplingParams(max_new_tokens=new, temperature=0.7, seed=0, ignore_eos=True)
     cache, b.prefix_cache = b.prefix_cache, None  # measure the sampler itself, not a warm cache
     try:
@@ -120,7 +123,7 @@ def bench_shared_prefill(b, cfg, report):
     toks, t_hf = _timed(lambda: _hf_generate(b, prompt, n, new))
     report["shared_prefill_prompt_tokens"] = g.prompt_tokens[0]
     report["shared_prefill_tok_s_ratio"] = (g.usage.generated_tokens / t_ours) / (toks / t_hf)
-    if cfg.get("memory", True):
+    if cfg.memory:
         dev, args = str(b.device), {"prompt": prompt, "n": n, "new": new}
         warm = {"prompt": "Hi", "n": n, "new": 2}
         mem = {"ours": peak_mb(b.model_id, dev, _ours_call, warm, args),
@@ -131,8 +134,8 @@ def bench_shared_prefill(b, cfg, report):
 
 def bench_mixed_batch(b, cfg, report):
     rng = random.Random(0)
-    prompts = [f"{FILLER * rng.randint(0, 6)}Question {i}: what is {i} + {i}?" for i in range(cfg["prompts"])]
-    n, new = cfg["samples"], cfg["new_tokens"]
+    prompts = [f"{FILLER * rng.randint(0, 6)}Question {i}: what is {i} + {i}?" for i in range(cfg.prompts)]
+    n, new = cfg.samples, cfg.new_tokens
     p = SamplingParams(max_new_tokens=new, temperature=0.7, seed=0)
     cache, b.prefix_cache = b.prefix_cache, None
     try:
@@ -171,8 +174,8 @@ def _continuous_batching(b, prompts, n, new):
 
 
 def bench_waves(b, cfg, report):
-    prompt = _long_prompt(b.tokenizer, cfg["prompt_tokens"])
-    w, new = cfg["wave"], cfg["new_tokens"]
+    prompt = _long_prompt(b.tokenizer, cfg.prompt_tokens)
+    w, new = cfg.wave, cfg.new_tokens
     p = SamplingParams(max_new_tokens=new, temperature=0.7, seed=0, ignore_eos=True)
     b.prefix_cache.clear()
     first = b.generate([Request(prompt, n=w)], p)
@@ -190,9 +193,9 @@ def bench_overhead(b, cfg, report):
     from ..generator import AdaptiveGenerator
     from ..plan import Plan
 
-    gen = AdaptiveGenerator(backend=b, plan=Plan(max_samples=cfg["samples"], wave_size=2, stopping="beta",
-                                                 max_new_tokens=cfg["new_tokens"], seed=0))
-    prompts = [f"What is {i} + {i + 1}? Answer with a number." for i in range(cfg["prompts"])]
+    gen = AdaptiveGenerator(backend=b, plan=Plan(max_samples=cfg.samples, wave_size=2, stopping="beta",
+                                                 max_new_tokens=cfg.new_tokens, seed=0))
+    prompts = [f"What is {i} + {i + 1}? Answer with a number." for i in range(cfg.prompts)]
     results = [gen.generate(q) for q in prompts]
     wall = sum(r.compute.wall_s for r in results)
     control = sum(r.compute.control_s for r in results)
@@ -214,15 +217,15 @@ def bench_estimator_overhead(b, cfg, report):
     from ..estimators.probe import ProbeEstimator
     from ..timing import timing
 
-    prompts = [f"What is {i} + {2 * i + 1}? Answer with a number." for i in range(cfg["prompts"])]
-    path = Path(cfg["estimator"]) if cfg.get("estimator") else None
+    prompts = [f"What is {i} + {2 * i + 1}? Answer with a number." for i in range(cfg.prompts)]
+    path = Path(cfg.estimator) if cfg.estimator else None
     if path is not None and path.exists():
         est, source = load_estimator(path, b), str(path)
     else:
         est = ProbeEstimator(b).fit(prompts, [i % 2 for i in range(len(prompts))])
         source = "probe fitted on the bench prompts with made-up labels (timing only)"
-    reqs = [Request(q, n=cfg["samples"]) for q in prompts]
-    params = SamplingParams(max_new_tokens=cfg["new_tokens"], temperature=0.7, seed=0)
+    reqs = [Request(q, n=cfg.samples) for q in prompts]
+    params = SamplingParams(max_new_tokens=cfg.new_tokens, temperature=0.7, seed=0)
 
     def plain():
         b.prefix_cache.clear()
@@ -240,7 +243,7 @@ def bench_estimator_overhead(b, cfg, report):
     rows = []
     with timing():
         plain()  # warm-up
-        for _ in range(cfg.get("repeats", 5)):
+        for _ in range(cfg.repeats):
             g0, w0 = _timed(plain)
             (g1, t_pass, t_score), w1 = _timed(with_estimator)
             saved = g0.usage.times["prefill"] - g1.usage.times["prefill"]
@@ -290,12 +293,12 @@ def bench_stopping(b, cfg, report):
     extract = extractor_for("number")
     rng = random.Random(1)
     prompts = [f"What is {rng.randint(1, 9)} + {rng.randint(1, 9)}? Answer with a number."
-               for _ in range(cfg["prompts"])]
-    cap = cfg["cap"]
-    p = SamplingParams(max_new_tokens=cfg["new_tokens"], temperature=0.7, seed=0)
+               for _ in range(cfg.prompts)]
+    cap = cfg.cap
+    p = SamplingParams(max_new_tokens=cfg.new_tokens, temperature=0.7, seed=0)
     g = b.generate([Request(q, n=cap) for q in prompts], p)
-    rules = {"beta": (make_rule("beta", {}), 1), "esc": (make_rule("esc", {"window": cfg["esc_window"]}),
-                                                          cfg["esc_window"])}
+    rules = {"beta": (make_rule("beta", {}), 1), "esc": (make_rule("esc", {"window": cfg.esc_window}),
+                                                          cfg.esc_window)}
     out = {}
     for name, (rule, wave) in rules.items():
         used, agree = [], 0
@@ -313,37 +316,54 @@ def bench_stopping(b, cfg, report):
     report["stopping_vs_fixed"] = {"cap": cap, **out}
 
 
-def run(config: dict, out_dir: str = "runs/bench") -> dict:
+SECTIONS = ("load", "throughput", "batched_vs_loop", "shared_prefill", "mixed_batch", "waves", "overhead",
+            "roofline", "estimator_overhead", "stopping")
+
+
+def check_sections(config: BenchConfig, only: list[str] | None = None) -> list[str]:
+    """The sections to run (all, or `only`), each with its mapping in the config; else an error before any runs."""
+    names = list(only) if only else list(SECTIONS)
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        raise InputError(f"unknown bench section {unknown[0]!r}; known: {', '.join(SECTIONS)}")
+    missing = [n for n in names if n != "roofline" and getattr(config, n) is None]
+    if missing:
+        raise ConfigError(f"{config.source}: key {missing[0]!r}: required to run that section "
+                          f"(sections without one: {', '.join(missing)})")
+    return names
+
+
+def run(config: BenchConfig | dict, out_dir: str = "runs/bench", only: list[str] | None = None) -> dict:
     from ..backends.hf import HFBackend
 
+    if not isinstance(config, BenchConfig):
+        config = load(BenchConfig, config, "<bench config>")
+    names = check_sections(config, only)
     torch.manual_seed(0)
     report: dict = {"machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
                                 "threads": torch.get_num_threads()}}
-    sections = [("load", lambda: bench_load(config["load"], report))]
     b = None
 
     def backend():
         nonlocal b
-        b = b or HFBackend.from_pretrained(config.get("model"), device="auto")
+        b = b or HFBackend.from_pretrained(config.model, device="auto")
         return b
 
-    sections += [
-        ("throughput", lambda: bench_throughput(backend(), config["throughput"], report)),
-        ("batched_vs_loop", lambda: bench_batched_vs_loop(backend(), config["batched_vs_loop"], report)),
-        ("shared_prefill", lambda: bench_shared_prefill(backend(), config["shared_prefill"], report)),
-        ("mixed_batch", lambda: bench_mixed_batch(backend(), config["mixed_batch"], report)),
-        ("waves", lambda: bench_waves(backend(), config["waves"], report)),
-        ("overhead", lambda: bench_overhead(backend(), config["overhead"], report)),
-        ("roofline", lambda: bench_roofline(backend(), report)),
-        ("estimator_overhead", lambda: bench_estimator_overhead(backend(), config["estimator_overhead"], report)),
-        ("stopping", lambda: bench_stopping(backend(), config["stopping"], report)),
-    ]
-    only = set(config.get("only") or [])
-    for name, fn in sections:
-        if only and name not in only:
-            continue
+    sections = {
+        "load": lambda: bench_load(config.load, report),
+        "throughput": lambda: bench_throughput(backend(), config.throughput, report),
+        "batched_vs_loop": lambda: bench_batched_vs_loop(backend(), config.batched_vs_loop, report),
+        "shared_prefill": lambda: bench_shared_prefill(backend(), config.shared_prefill, report),
+        "mixed_batch": lambda: bench_mixed_batch(backend(), config.mixed_batch, report),
+        "waves": lambda: bench_waves(backend(), config.waves, report),
+        "overhead": lambda: bench_overhead(backend(), config.overhead, report),
+        "roofline": lambda: bench_roofline(backend(), report),
+        "estimator_overhead": lambda: bench_estimator_overhead(backend(), config.estimator_overhead, report),
+        "stopping": lambda: bench_stopping(backend(), config.stopping, report),
+    }
+    for name in names:
         t = time.perf_counter()
-        fn()
+        sections[name]()
         print(f"[bench] {name} done in {time.perf_counter() - t:.1f}s", flush=True)
     report["device"] = str(backend().device)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -379,16 +399,16 @@ def print_table(r: dict, prefix: str = "") -> None:
 
 
 def main(args) -> int:
+    only = [x.strip() for x in args.only.split(",") if x.strip()] if args.only else None
     if getattr(args, "sweep", False):
         from .sweep import main as sweep_main
 
+        if only:
+            raise InputError("--only picks bench sections; --sweep runs the settings of its config")
         return sweep_main(args.config or "sweep", args.model, args.out)
-    cfg_path = resolve("bench", args.config or ("quick" if args.quick else "default"))
-    with open(cfg_path) as f:
-        config = yaml.safe_load(f)
+    config = load_file(BenchConfig, args.config or ("quick" if args.quick else "default"), "bench")
     if args.model:
-        config["model"] = args.model
-    if args.only:
-        config["only"] = args.only.split(",")
-    run(config, args.out)
+        config = replace(config, model=args.model)
+    check_sections(config, only)  # before anything runs
+    run(config, args.out, only)
     return 0

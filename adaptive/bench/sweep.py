@@ -13,35 +13,16 @@ import json
 import time
 from pathlib import Path
 
-from ..errors import ConfigError, InputError
-from ..resources import resolve
+from dataclasses import replace
 
-SETTING_KEYS = {"name", "dtype", "quantization", "attention", "compile", "shared_prefix", "shared_prefix_min_tokens",
-                "cuda_only", "timeout_s"}
-TOP_KEYS = {"model", "device", "prompt", "samples", "new_tokens", "batch_sizes", "agreement", "accuracy", "settings",
-            "description", "row_timeout_s", "repeats"}
+from ..errors import InputError
+from ..schema import load, load_file
+from .config import SweepConfig, SweepSetting
 
 
-def check_config(cfg: dict, source: str = "<sweep config>") -> dict:
-    if not isinstance(cfg, dict):
-        raise ConfigError(f"{source}: a sweep config is a mapping")
-    bad = sorted(set(cfg) - TOP_KEYS)
-    if bad:
-        raise ConfigError(f"{source}: unknown key {bad[0]!r}; accepted: {', '.join(sorted(TOP_KEYS))}")
-    names = set()
-    for i, s in enumerate(cfg.get("settings") or []):
-        if not isinstance(s, dict) or "name" not in s:
-            raise ConfigError(f"{source}: settings[{i}] needs a name")
-        bad = sorted(set(s) - SETTING_KEYS)
-        if bad:
-            raise ConfigError(f"{source}: settings[{i}] ({s['name']}): unknown key {bad[0]!r}; "
-                              f"accepted: {', '.join(sorted(SETTING_KEYS))}")
-        if s["name"] in names:
-            raise ConfigError(f"{source}: settings[{i}]: duplicate name {s['name']!r}")
-        names.add(s["name"])
-    if "baseline" not in names:
-        raise ConfigError(f"{source}: settings must include a row named 'baseline' (what the others compare to)")
-    return cfg
+def check_config(cfg: dict, source: str = "<sweep config>") -> SweepConfig:
+    """A sweep config mapping (as read from YAML), validated."""
+    return load(SweepConfig, cfg, source, internal={"source": source})
 
 
 def _measure(b, prompt: str, n: int, new: int, repeats: int = 1) -> dict:
@@ -73,18 +54,18 @@ def _greedy(b, prompts: list[str], new: int) -> list[list[int]]:
     return [cs[0].token_ids for cs in g.completions]
 
 
-def _accuracy(b, cfg: dict) -> dict:
+def _accuracy(b, check) -> dict:
     from ..backends.base import Request, SamplingParams
     from ..tasks import load_task
 
-    spec, examples, _ = load_task(cfg["task"], limit=cfg.get("limit", 24), seed=0)
+    spec, examples, _ = load_task(check.task, limit=check.limit, seed=0)
     g = b.generate([Request(ex.prompt) for ex in examples],
-                   SamplingParams(max_new_tokens=cfg.get("new_tokens", 64), temperature=0))
+                   SamplingParams(max_new_tokens=check.new_tokens, temperature=0))
     correct = sum(spec.grade(spec.extract(cs[0].text, ex), ex) >= 0.5 for cs, ex in zip(g.completions, examples))
     return {"accuracy": correct / len(examples), "n": len(examples)}
 
 
-def _row_child(cfg: dict, setting: dict, batch_sizes: list[int], queue) -> None:
+def _row_child(cfg: SweepConfig, setting: SweepSetting, batch_sizes: list[int], queue) -> None:
     try:
         queue.put(("ok", _row(cfg, setting, batch_sizes)))
     except InputError as e:
@@ -93,40 +74,40 @@ def _row_child(cfg: dict, setting: dict, batch_sizes: list[int], queue) -> None:
         queue.put(("failed", f"{type(e).__name__}: {str(e)[:400]}"))
 
 
-def _row(cfg: dict, setting: dict, batch_sizes: list[int]) -> dict:
+def _row(cfg: SweepConfig, setting: SweepSetting, batch_sizes: list[int]) -> dict:
     from ..backends.hf import HFBackend
     from ..backends.hf.loading import load_model, resolve_device
     from .memory import release_large_blocks
 
-    device = resolve_device(cfg.get("device", "auto"))
-    if setting.get("cuda_only") and not device.startswith("cuda"):
-        raise InputError(f"{setting['name']} is a CUDA setting; this run is on {device}")
+    device = resolve_device(cfg.device)
+    if setting.cuda_only and not device.startswith("cuda"):
+        raise InputError(f"{setting.name} is a CUDA setting; this run is on {device}")
     if not device.startswith("cuda"):
         release_large_blocks()
     t0 = time.perf_counter()
-    model, tok, model_id = load_model(cfg.get("model"), device=device, dtype=setting.get("dtype", "auto"),
-                                      quantization=setting.get("quantization"), attention=setting.get("attention"),
-                                      compile=bool(setting.get("compile", False)))
+    model, tok, model_id = load_model(cfg.model, device=device, dtype=setting.dtype or "auto",
+                                      quantization=setting.quantization, attention=setting.attention,
+                                      compile=bool(setting.compile))
     load_s = time.perf_counter() - t0
     weights_mb = weight_bytes(model) / 2**20
-    b = HFBackend(model, tok, model_id=model_id, shared_prefix=setting.get("shared_prefix", not setting.get("compile")),
-                  **({"shared_prefix_min_tokens": setting["shared_prefix_min_tokens"]}
-                     if "shared_prefix_min_tokens" in setting else {}))
-    prompt, n, new = cfg["prompt"], cfg["samples"], cfg["new_tokens"]
+    shared = setting.shared_prefix if setting.shared_prefix is not None else not setting.compile
+    b = HFBackend(model, tok, model_id=model_id, shared_prefix=shared,
+                  **({"shared_prefix_min_tokens": setting.shared_prefix_min_tokens}
+                     if setting.shared_prefix_min_tokens is not None else {}))
+    prompt, n, new, agree = cfg.prompt, cfg.samples, cfg.new_tokens, cfg.agreement
     _measure(b, prompt, 2, 4)  # warm-up: thread pools, kernels, compiled graphs
-    reps = int(cfg.get("repeats", 3))
-    out = {"load_s": load_s, "weights_mb": weights_mb, **_measure(b, prompt, n, new, reps),
-           "greedy": _greedy(b, cfg["agreement"]["prompts"], cfg["agreement"]["new_tokens"])}
-    if cfg.get("accuracy"):
-        out.update(_accuracy(b, cfg["accuracy"]))
-    out["batch"] = {bs: _measure(b, prompt, bs, new, reps) for bs in batch_sizes}
+    out = {"load_s": load_s, "weights_mb": weights_mb, **_measure(b, prompt, n, new, cfg.repeats),
+           "greedy": _greedy(b, agree.prompts, agree.new_tokens)}
+    if cfg.accuracy:
+        out.update(_accuracy(b, cfg.accuracy))
+    out["batch"] = {bs: _measure(b, prompt, bs, new, cfg.repeats) for bs in batch_sizes}
     for bs in batch_sizes:  # greedy at batch bs: every sample must still equal the batch-1 answer
-        g = _greedy(b, [cfg["agreement"]["prompts"][0]] * bs, cfg["agreement"]["new_tokens"])
+        g = _greedy(b, [agree.prompts[0]] * bs, agree.new_tokens)
         out["batch"][bs]["greedy_same"] = all(x == out["greedy"][0] for x in g)
     return out
 
 
-def _run_row(cfg: dict, setting: dict, batch_sizes: list[int], timeout: float = 900) -> tuple[str, object]:
+def _run_row(cfg: SweepConfig, setting: SweepSetting, batch_sizes: list[int], timeout: float = 900):
     from .memory import in_fresh_process
 
     return in_fresh_process(_row_child, (cfg, setting, batch_sizes), timeout)
@@ -165,18 +146,19 @@ def agreement(a: list[list[int]], b: list[list[int]]) -> float:
     return sum(x == y for x, y in zip(a, b)) / len(a)
 
 
-def run_sweep(cfg: dict, out_dir: str = "runs/bench") -> dict:
-    cfg = check_config(cfg)
-    settings = cfg["settings"]
-    report: dict = {"device": cfg.get("device", "auto"), "rows": []}
+def run_sweep(cfg: SweepConfig | dict, out_dir: str = "runs/bench") -> dict:
+    if not isinstance(cfg, SweepConfig):
+        cfg = check_config(cfg)
+    settings = cfg.settings
+    report: dict = {"device": cfg.device, "rows": []}
     results = {}
-    for s in sorted(settings, key=lambda s: s["name"] != "baseline"):  # baseline first: the others compare to it
+    for s in sorted(settings, key=lambda s: s.name != "baseline"):  # baseline first: the others compare to it
         t = time.perf_counter()
-        status, value = _run_row(cfg, s, cfg["batch_sizes"] if s["name"] == "baseline" else [],
-                                 timeout=float(s.get("timeout_s", cfg.get("row_timeout_s", 900))))
-        print(f"[sweep] {s['name']}: {status} in {time.perf_counter() - t:.0f}s"
+        status, value = _run_row(cfg, s, cfg.batch_sizes if s.name == "baseline" else [],
+                                 timeout=s.timeout_s or cfg.row_timeout_s)
+        print(f"[sweep] {s.name}: {status} in {time.perf_counter() - t:.0f}s"
               + ("" if status == "ok" else f" ({value})"), flush=True)
-        results[s["name"]] = (status, value)
+        results[s.name] = (status, value)
     base = results["baseline"][1] if results["baseline"][0] == "ok" else None
     if base is None:
         raise RuntimeError(f"the baseline row did not run: {results['baseline'][1]}")
@@ -184,8 +166,8 @@ def run_sweep(cfg: dict, out_dir: str = "runs/bench") -> dict:
         report["rows"].append({"factor": "batch size", "setting": f"{bs} samples", **_fmt(m, base),
                                "greedy_agreement": 1.0 if m["greedy_same"] else 0.0})
     for s in settings:
-        status, v = results[s["name"]]
-        row = {"factor": _factor(s), "setting": s["name"]}
+        status, v = results[s.name]
+        row = {"factor": _factor(s), "setting": s.name}
         if status != "ok":
             row["status"] = f"{status}: {v}"
         else:
@@ -203,11 +185,11 @@ def run_sweep(cfg: dict, out_dir: str = "runs/bench") -> dict:
     return report
 
 
-def _factor(s: dict) -> str:
+def _factor(s: SweepSetting) -> str:
     for key, name in (("dtype", "precision"), ("quantization", "quantization"), ("attention", "attention"),
                       ("compile", "compile"), ("shared_prefix", "decode attention"),
                       ("shared_prefix_min_tokens", "decode attention")):
-        if key in s:
+        if getattr(s, key) is not None:
             return name
     return "baseline"
 
@@ -261,13 +243,8 @@ def plot_sweep(rows: list[dict], path: Path) -> Path:
 
 def main(config_path: str, model: str | None, out: str) -> int:
     """`config_path`: a file, or the name of a shipped bench config (`sweep`)."""
-    import yaml
-
-    config_path = str(resolve("bench", config_path))
-    with open(config_path) as fh:
-        cfg = yaml.safe_load(fh)
-    check_config(cfg, config_path)
+    cfg = load_file(SweepConfig, config_path, "bench")
     if model:
-        cfg["model"] = model
+        cfg = replace(cfg, model=model)
     run_sweep(cfg, out)
     return 0

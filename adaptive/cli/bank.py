@@ -11,6 +11,8 @@ through the eval runner (adaptive/bank/build.py). Either bank trains estimators
 """
 from __future__ import annotations
 
+from .common import positive_int
+
 HELP = "draw K graded samples per prompt (a task, or an eval config's policy) and save a sample bank"
 
 
@@ -67,12 +69,12 @@ def add_arguments(p) -> None:
                    help="--task: all prompts, or one half of the split by prompt text (sha256 parity)")
     p.add_argument("--config", default=None, help="or: an eval config (a file, or a shipped one by name: bank_arith)")
     p.add_argument("--out", required=True, help="bank file to write (JSONL; .jsonl.gz is gzipped)")
-    p.add_argument("--samples", type=int, default=None, help="K samples per prompt")
-    p.add_argument("--limit", type=int, default=None, help="at most this many prompts")
+    p.add_argument("--samples", type=positive_int, default=None, help="K samples per prompt")
+    p.add_argument("--limit", type=positive_int, default=None, help="at most this many prompts (>= 1)")
     p.add_argument("--model", default=None, help="--task: hub id or local path (default: the embedded model)")
     p.add_argument("--max-new-tokens", type=int, default=40, help="--task: tokens per sample (default 40)")
     p.add_argument("--temperature", type=float, default=0.7, help="--task: sampling temperature (default 0.7)")
-    p.add_argument("--batch-size", type=int, default=4, help="--task: prompts per backend call (default 4)")
+    p.add_argument("--batch-size", type=positive_int, default=4, help="--task: prompts per backend call (default 4)")
     p.add_argument("--seed", type=int, default=1000, help="--task: seed of the first call (call at i: seed + i)")
     p.add_argument("--policy", default=None, help="--config: use this policy as it is (instead of --samples)")
     p.add_argument("--run-dir", default=None, help="--config: eval run directory (default runs/bank_<config name>)")

@@ -37,7 +37,7 @@ def run(args) -> int:
     else:
         policy = GENERATE_PLAN.with_strategy(given.pop("strategy", GENERATE_PLAN.strategy), **given).check_names()
 
-    gen = AdaptiveGenerator(backend=make_backend(backend_config(args), args.model), policy=policy,
+    gen = AdaptiveGenerator(backend=make_backend(backend_config(args)), policy=policy,
                             time_breakdown=args.timing)
     budget = int(args.budget) if args.budget is not None and float(args.budget).is_integer() else args.budget
     result = gen.generate(args.prompt, budget=budget)
@@ -58,9 +58,7 @@ def add_arguments(p) -> None:
     from ..registry import extractors, stopping_rules, strategies, verifiers
 
     d = GENERATE_PLAN
-    p.add_argument("prompt")
-    p.add_argument("--model", default=None, help="hub id or local path (default: the embedded SmolLM2-135M)")
-    p.add_argument("--device", default="auto", help="hf: auto (CUDA if available, else CPU), cpu, cuda, cuda:N, mps")
+    p.add_argument("prompt", help="the prompt to answer")
     add_backend_args(p)
     p.add_argument("--policy", default=None,
                    help="a policy file, or a shipped one by name (binned_default, allocate_default, ...): it scores "

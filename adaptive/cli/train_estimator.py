@@ -2,30 +2,38 @@
 from __future__ import annotations
 
 from ..errors import InputError
+from .common import positive_int
 
 HELP = "train a difficulty estimator from graded sample logs"
 
 
 def add_arguments(p) -> None:
     p.add_argument("--logs", required=True, help="JSONL of graded samples (see adaptive.estimators.train)")
-    p.add_argument("--estimator", default="probe", choices=["heuristic", "probe", "sample_probe"])
+    p.add_argument("--estimator", default="probe", choices=["heuristic", "probe", "sample_probe"],
+                   help="heuristic: text features; probe: the model's prompt pass (default); sample_probe: one "
+                        "cheap sample's confidence")
     p.add_argument("--out", required=True,
                    help="output .npz: the model's arrays, no pickle (metadata goes to OUT.json)")
     p.add_argument("--model", default=None, help="model id or path (default: the embedded model)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--val-frac", type=float, default=0.2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N, mps")
+    p.add_argument("--val-frac", type=float, default=0.2,
+                   help="share of prompts held out for validation, in [0, 1) (split by prompt; default 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the train/validation split (default 0)")
     p.add_argument("--bins", default=None, help="number of equal-width bins, or 'quantile'")
     p.add_argument("--layers", default=None, help="probe layers, e.g. 0.5,0.75 (depths) or 12,18 (indices)")
     p.add_argument("--pooling", default=None, help="probe pooling: mean, last or mean,last")
-    p.add_argument("--pca", type=int, default=None)
+    p.add_argument("--pca", type=positive_int, default=None,
+                   help="probe: reduce the features to this many PCA components (default: no PCA)")
     p.add_argument("--C", type=float, default=None, dest="C",
                    help="fixed logistic C (the probe otherwise picks C by grouped CV on the training prompts)")
     p.add_argument("--C-grid", default=None, dest="C_grid",
                    help="candidate C values for that CV, e.g. 0.001,0.01,0.1")
-    p.add_argument("--model-type", default=None, choices=["logistic", "ridge"])
-    p.add_argument("--calibration", default=None, choices=["auto", "isotonic", "sigmoid", "none"])
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--model-type", default=None, choices=["logistic", "ridge"],
+                   help="the regression on the features (default logistic)")
+    p.add_argument("--calibration", default=None, choices=["auto", "isotonic", "sigmoid", "none"],
+                   help="how scores become probabilities (default auto: isotonic from 200 prompts, sigmoid "
+                        "from 30, else none)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="prompts per forward pass (default 16)")
 
 
 def _parse_numbers(text: str, flag: str, as_float: bool = False) -> list:

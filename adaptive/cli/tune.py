@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..errors import ConfigError
+from .common import positive_int
 
 HELP = "tune policies on a sample bank; write one policy per budget and the frontier"
 
@@ -43,7 +44,7 @@ def add_arguments(p) -> None:
     p.add_argument("--budgets", default="1,2,4,8,16", help="mean samples per prompt, comma-separated")
     p.add_argument("--out", required=True, help="policies/<name>.yaml: the index; per-budget files beside it")
     p.add_argument("--config", default=None, help="search space: a file, or a shipped one by name (default: default)")
-    p.add_argument("--seeds", type=int, default=None, help="replay orders per prompt (overrides the config)")
+    p.add_argument("--seeds", type=positive_int, default=None, help="replay orders per prompt (overrides the config)")
     p.add_argument("--import", dest="import_jsonl", action="store_true",
                    help="--bank is plain JSONL (question, gold, outputs/answers): import it with --extractor/--grader")
     p.add_argument("--extractor", default="auto", help="with --import: answer extractor for raw outputs")

@@ -30,10 +30,10 @@ def _say(msg: str, quiet: bool) -> None:
 
 
 def run_demo(config: DemoConfig, out, backend=None, quiet: bool = False) -> dict:
+    from ..evaluate.runner import run_directory
     from ..tasks import load_task
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = run_directory(Path(out))
     meta_path = out / "demo.json"
     meta = {"config": config.raw, "config_path": config.source}
     if meta_path.exists():
@@ -68,7 +68,7 @@ def run_demo(config: DemoConfig, out, backend=None, quiet: bool = False) -> dict
     bank = stage("bank", lambda: _bank(config, out, spec, train, get_backend, quiet))
     est_path, bank = stage("estimator", lambda: _estimator(config, out, bank, get_backend, quiet))
     tuned = stage("tune", lambda: _tune(config, out, bank, est_path, quiet))
-    held_examples = _live_examples(held, train, config.live_prompts)
+    held_examples = _live_examples(held, train, config.live.prompts)
     runs = stage("live", lambda: _live(config, out, spec, held_examples, tuned, get_backend, quiet))
     from .report import write_demo_report
 
@@ -86,14 +86,14 @@ def _bank(config: DemoConfig, out: Path, spec, train, get_backend, quiet):
     path = out / "bank.jsonl.gz"
     if path.exists():
         return Bank.load(path)
-    if config.bank_file is not None:
+    if config.bank.file is not None:
         from ..resources import resolve
 
-        src = resolve("banks", config.bank_file)
+        src = resolve("banks", config.bank.file)
         bank = Bank.load(src)
-        if bank.min_samples < config.bank_samples:
+        if bank.min_samples < config.bank.samples:
             raise ConfigError(f"bank {src} has {bank.min_samples} samples per prompt; the demo config asks for "
-                              f"{config.bank_samples}")
+                              f"{config.bank.samples}")
         ids = {ex.id for ex in train}
         if not all(p.id in ids for p in bank.prompts):
             raise ConfigError(f"bank {src} holds prompts that are not in {config.task}'s training half")
@@ -102,10 +102,10 @@ def _bank(config: DemoConfig, out: Path, spec, train, get_backend, quiet):
         return bank
     from ..bank.draw import draw_bank
 
-    todo = train[: config.bank_limit] if config.bank_limit else train
-    _say(f"bank: drawing {config.bank_samples} samples for each of {len(todo)} training prompts", quiet)
-    bank = draw_bank(get_backend(), spec, todo, config.bank_samples, max_new_tokens=config.max_new_tokens,
-                     temperature=config.temperature, partial=out / "bank.partial.jsonl",
+    todo = train[: config.bank.limit] if config.bank.limit else train
+    _say(f"bank: drawing {config.bank.samples} samples for each of {len(todo)} training prompts", quiet)
+    bank = draw_bank(get_backend(), spec, todo, config.bank.samples, max_new_tokens=config.live.max_new_tokens,
+                     temperature=config.live.temperature, partial=out / "bank.partial.jsonl",
                      progress=None if quiet else lambda d, n: _say(f"bank: {d}/{n} prompts", quiet),
                      source={"task": config.task, "split": "train (even sha256 of the prompt text)"})
     bank.save(path)
@@ -122,15 +122,16 @@ def _estimator(config: DemoConfig, out: Path, bank, get_backend, quiet):
 
     policies = out / "policies"
     policies.mkdir(exist_ok=True)
-    est_path = policies / f"estimator_{config.estimator}{ESTIMATOR_SUFFIX}"
+    est_path = policies / f"estimator_{config.estimator.kind}{ESTIMATOR_SUFFIX}"
     crossfit_path = out / "bank_crossfit.jsonl.gz"
     if est_path.exists() and crossfit_path.exists():
         return est_path, Bank.load(crossfit_path)
-    backend = get_backend() if config.estimator == "probe" else None
-    est = make_estimator(config.estimator, backend)
-    _say(f"estimator: fitting {config.estimator} on {len(bank)} prompts ({config.folds}-fold p_hat for tuning)",
+    backend = get_backend() if config.estimator.kind == "probe" else None
+    est = make_estimator(config.estimator.kind, backend)
+    _say(f"estimator: fitting {config.estimator.kind} on {len(bank)} prompts "
+         f"({config.estimator.folds}-fold p_hat for tuning)",
          quiet)
-    attach_crossfit(bank, est, folds=config.folds)
+    attach_crossfit(bank, est, folds=config.estimator.folds)
     bank.source["estimator"] = est_path.name  # policies name it relative to their folder
     est.save(est_path)
     bank.save(crossfit_path)
@@ -151,12 +152,12 @@ def _tune(config: DemoConfig, out: Path, bank, est_path: Path, quiet) -> dict:
     done = folder / "tuned.json"
     if done.exists():
         return json.loads(done.read_text())
-    _say(f"tune: {len(config.budgets)} budgets on {len(bank)} prompts (config {config.tune_config})", quiet)
-    res = run_tune(Bank(list(bank.prompts), dict(bank.source)), config.budgets, folder / "tuned.yaml",
-                   config=config.tune_config, bank_path="bank_crossfit.jsonl.gz", quiet=True,
+    _say(f"tune: {len(config.tune.budgets)} budgets on {len(bank)} prompts (config {config.tune.config})", quiet)
+    res = run_tune(Bank(list(bank.prompts), dict(bank.source)), config.tune.budgets, folder / "tuned.yaml",
+                   config=config.tune.config, bank_path="bank_crossfit.jsonl.gz", quiet=True,
                    echo=(lambda s: None) if quiet else print, estimator=None)
     result = res["result"]
-    K = config.uniform_samples
+    K = config.live.uniform_samples
     sc = next(c for c in result.family("fixed") if c.raw["plan"]["max_samples"] == K)
     adaptive = [c for c in result.candidates if c.family != "fixed"]
     ok = [c for c in adaptive if c.tune["accuracy"] >= sc.tune["accuracy"]]
@@ -174,7 +175,7 @@ def _tune(config: DemoConfig, out: Path, bank, est_path: Path, quiet) -> dict:
                        "held": c.held} for b, c in result.chosen.items() if b in res["files"]}
     # The best of each difficulty-aware family at each live budget: what `scripts/ship_defaults.py` ships.
     for fam in ("binned_stopping", "allocate"):
-        for b in config.live_budgets:
+        for b in config.live.budgets:
             c = result.chosen_by_family.get(fam, {}).get(float(b))
             if c is None:
                 continue
@@ -212,11 +213,11 @@ def _live_examples(held, train, n: int) -> list:
 
 def live_policies(config: DemoConfig, tuned: dict) -> dict[str, dict]:
     """Eval-config policy entries: uniform SC@K, the SC@K match, and the tuned policy per live budget."""
-    K = config.uniform_samples
-    base = {"strategy": "self_consistency", "max_new_tokens": config.max_new_tokens,
-            "temperature": config.temperature, "seed": config.seed}
+    K = config.live.uniform_samples
+    base = {"strategy": "self_consistency", "max_new_tokens": config.live.max_new_tokens,
+            "temperature": config.live.temperature, "seed": config.live.seed}
     pols = {f"sc{K}": {"plan": {**base, "max_samples": K}}, f"adaptive_match_sc{K}": {"policy": tuned["match"]["file"]}}
-    for b in config.live_budgets:
+    for b in config.live.budgets:
         key = str(float(b))
         if key not in tuned["chosen"]:
             raise ConfigError(f"live budget {b}: not among the tuned budgets {sorted(tuned['chosen'])}")
@@ -249,7 +250,7 @@ def _live(config: DemoConfig, out: Path, spec, examples, tuned: dict, get_backen
         else:
             entries.append({"name": name, **entry})
     raw = {"description": "adaptive demo: live runs on held-out prompts", "task": str((task_dir / "task.yaml").resolve()),
-           "seed": config.seed, "shuffle": False, "batch_size": config.batch_size, "policies": entries}
+           "seed": config.live.seed, "shuffle": False, "batch_size": config.live.batch_size, "policies": entries}
     cfg = parse_config(raw, str(out / "live.yaml"))
     (out / "live.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     _say(f"live: {len(examples)} held-out prompts x {len(entries)} policies (resumable: {out / 'live'})", quiet)

@@ -63,14 +63,14 @@ def write_demo_report(config, out, bank, tuned: dict, run_dir, quiet: bool = Fal
 
     out = Path(out)
     recs = read_records(Path(run_dir) / RECORDS)
-    K = config.uniform_samples
+    K = config.live.uniform_samples
     by_policy: dict[str, dict] = {}
     for r in recs:
         by_policy.setdefault(r["policy"], {})[str(r["id"])] = r
     ids = sorted(set.intersection(*(set(v) for v in by_policy.values())))
     rows = {p: [v[i] for i in ids] for p, v in by_policy.items()}
     n = len(ids)
-    boot = Bootstrap(n, config.bootstrap, seed=config.seed)
+    boot = Bootstrap(n, config.report.bootstrap, seed=config.live.seed)
     uni = uniform_subsets(rows[f"sc{K}"], K)
     live = {name: live_outcomes(rs) for name, rs in rows.items() if name != f"sc{K}"}
     sim = _simulated(tuned, K)
@@ -96,7 +96,7 @@ def write_demo_report(config, out, bank, tuned: dict, run_dir, quiet: bool = Fal
              "simulated_tokens_ratio": _safe_div(sim["uniform"].get(K, {}).get("mean_tokens"),
                                                  sim["adaptive"].get(f"adaptive_match_sc{K}", {}).get("mean_tokens"))}
     gained = []
-    for b in config.live_budgets:
+    for b in config.live.budgets:
         name = f"adaptive_b{b:g}"
         a, u = live[name], uni[max(1, min(K, int(round(b))))]
         gained.append({"budget": b, "policy": name, "tuned_as": tuned["chosen"][str(float(b))]["label"],
@@ -301,10 +301,10 @@ def _markdown(config, summary: dict, bank, tuned: dict) -> str:
              "", "## Live runs", ""] + _table(summary) + [
              "", f"Uniform SC@k for k < {K} are the first k of the same {K} live samples per prompt (scored as subsets "
              "of one generation, as search-and-learn does). Intervals: paired bootstrap over prompts "
-             f"({config.bootstrap} resamples), percentile 95%.", "",
+             f"({config.report.bootstrap} resamples), percentile 95%.", "",
              "## What the adaptive policies are", ""]
     lines.append(f"- `adaptive_match_sc{K}`: {tuned['match']['family']} — {tuned['match']['label']}")
-    for b in config.live_budgets:
+    for b in config.live.budgets:
         c = tuned["chosen"][str(float(b))]
         lines.append(f"- `adaptive_b{b:g}`: {c['family']} — {c['label']}")
     lines += ["", "## Figures", "", "![frontier](frontier.png)", "", "![reliability](reliability.png)", "",

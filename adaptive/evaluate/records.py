@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from ..errors import ConfigError
+
 RECORDS = "records.jsonl"
 LOCK = ".lock"  # the run directory's lock file: held by the eval writing it (runner.run_eval)
 
@@ -44,17 +46,27 @@ def repair_tail(path: Path) -> int:
 
 
 def read_records(path: Path, *, live: bool = False) -> list[dict]:
-    """`live`: another process may be appending; a last line without its newline is still being written
-    and is left out."""
+    """The records of a log. `live`: another process may be appending; a last line without its newline is
+    still being written and is left out. A line that is not a record (corrupted by hand or by the disk; a
+    torn last line is repaired by repair_tail before a resume) is a ConfigError naming the file and the line."""
     if not path.exists():
         return []
     out = []
-    with open(path) as f:
-        for line in f:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
             if live and not line.endswith("\n"):
                 break
-            if line.strip():
-                out.append(json.loads(line))
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{path}: line {n} is not valid JSON ({e.msg}, column {e.colno}); "
+                                  "remove or fix that line, or start a new run directory") from None
+            if not isinstance(rec, dict) or "id" not in rec or "policy" not in rec:
+                raise ConfigError(f"{path}: line {n} is not a record (a JSON object with id and policy); "
+                                  "remove or fix that line, or start a new run directory")
+            out.append(rec)
     return out
 
 

@@ -7,8 +7,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from ..compute import LatencyTargets
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..locks import FileLock
 from .config import UNFINGERPRINTED, EvalConfig
 from .records import LOCK, RECORDS, append_records, read_records, record_key, repair_tail
@@ -81,40 +80,50 @@ def _write_meta(out: Path, meta: dict) -> None:
     tmp.replace(out / RUN_META)
 
 
-def _policies(config: EvalConfig, only: list[str] | None):
-    pols = config.policies
+def _policies(config: EvalConfig, only: list[str] | None) -> dict:
+    """name -> Policy for the policies to run: a plan as a fixed policy, a policy file loaded."""
+    specs = config.policies
     if only:
-        names = {p.name for p in pols}
+        names = {p.name for p in specs}
         missing = [n for n in only if n not in names]
         if missing:
             raise ConfigError(f"{config.source}: no policy named {', '.join(missing)}; "
                               f"defined: {', '.join(sorted(names))}")
-        pols = [p for p in pols if p.name in only]
-    from ..policies import load_policy
+        specs = [p for p in specs if p.name in only]
+    from ..policies import FixedPolicy, load_policy
 
-    for p in pols:
-        if p.plan is None and p.policy is None:
-            p.policy = load_policy(p.policy_file)
-    return pols
+    return {p.name: FixedPolicy(name=p.name, plan=p.plan) if p.plan is not None else load_policy(p.policy)
+            for p in specs}
 
 
-def _estimators(config: EvalConfig, policies, backend) -> dict:
+def _estimators(config: EvalConfig, policies: dict, backend) -> dict:
     """One loaded estimator per policy that needs one (the policy's own, else the config's)."""
     from ..estimators import load_estimator
 
     loaded: dict[str, object] = {}
     out = {}
-    for p in policies:
-        if p.policy is None or not p.policy.needs_estimator:
+    for name, policy in policies.items():
+        if not policy.needs_estimator:
             continue
-        path = p.policy.estimator_path() or config.estimator
+        path = policy.estimator_path() or config.estimator
         if path is None:
-            raise ConfigError(f"{config.source}: policy {p.name!r} needs a difficulty estimator: name one in "
+            raise ConfigError(f"{config.source}: policy {name!r} needs a difficulty estimator: name one in "
                               f"its policy file or as 'estimator:' in the config")
         key = str(path)
         if key not in loaded:
             loaded[key] = load_estimator(path, backend)
-        out[p.name] = loaded[key]
+        out[name] = loaded[key]
+    return out
+
+
+def run_directory(out: Path) -> Path:
+    """`out` as a run directory, created if missing; an existing file there is an error, not a crash."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"run directory {out} exists and is not a directory; name a new or existing directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create run directory {out}: {e.strerror or e}") from None
     return out
 
 
@@ -125,12 +134,14 @@ def run_eval(config: EvalConfig, out: str | Path, *, only: list[str] | None = No
     directory fails at once with BusyError naming the holder's pid."""
     from ..tasks import load_task
 
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InputError(f"limit must be >= 1, got {limit!r}")
     out = Path(out)
     policies = _policies(config, only)
     spec, examples, load_report = load_task(config.task, limit=limit or config.limit, seed=config.seed,
                                             shuffle=config.shuffle, where=config.where or None,
                                             on_bad_row=config.on_bad_row)
-    out.mkdir(parents=True, exist_ok=True)
+    run_directory(out)
     with FileLock(out / LOCK, what=f"run directory {out}", hint="wait for it to finish, or use another --out"):
         _run_locked(config, out, policies, spec, examples, load_report, backend, progress)
         if report:
@@ -148,7 +159,7 @@ def _run_locked(config, out: Path, policies, spec, examples, load_report, backen
     if backend is None:
         from ..backends.factory import make_backend
 
-        backend = make_backend(config.backend, config.model)
+        backend = make_backend(config.backend)
     settings = backend_settings(backend)
     meta = {"fingerprint": config.fingerprint(settings), "config": redacted(config.raw), "config_path": config.source,
             "backend": settings, "model_id": backend.model_id, "task": spec.name, "versions": library_versions(),
@@ -165,23 +176,21 @@ def _run_locked(config, out: Path, policies, spec, examples, load_report, backen
     meta_written = bool(existing)
     run_info = {"fingerprint": meta["fingerprint"], "model_id": backend.model_id, "backend": settings,
                 "seed": config.seed, "versions": meta["versions"], "config": meta["config"]}
-    targets = LatencyTargets(**config.latency_targets) if config.latency_targets else LatencyTargets()
     estimators = _estimators(config, policies, backend)
     from ..controller import Controller
-    from ..policies import FixedPolicy
 
-    controllers = {p.name: Controller(backend, p.policy or FixedPolicy(name=p.name, plan=p.plan),
-                                      estimators.get(p.name), targets=targets, time_breakdown=config.timing)
-                   for p in policies}
-    bar = _Progress(len(examples) * len(policies), len(done & {(e.id, p.name) for e in examples for p in policies}),
+    controllers = {name: Controller(backend, policy, estimators.get(name), targets=config.latency_targets,
+                                    time_breakdown=config.timing)
+                   for name, policy in policies.items()}
+    bar = _Progress(len(examples) * len(policies), len(done & {(e.id, name) for e in examples for name in policies}),
                     progress)
     for start in range(0, len(examples), config.batch_size):
         batch = examples[start:start + config.batch_size]
-        for pol in policies:
-            pending = [ex for ex in batch if (ex.id, pol.name) not in done]
+        for name in policies:
+            pending = [ex for ex in batch if (ex.id, name) not in done]
             if not pending:
                 continue
-            records = _run_batch(spec, pending, pol.name, controllers[pol.name], run_info)
+            records = _run_batch(spec, pending, name, controllers[name], run_info)
             if not meta_written:
                 _write_meta(out, meta)
                 meta_written = True

@@ -17,19 +17,20 @@ minimum). With unit: tokens the budget counts expected tokens, b * tokens_per_sa
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
+from typing import Literal, Sequence
 
 from ..errors import InputError
-from ..plan import Plan
+from ..plan import Plan, PlanMapping
+from ..schema import Invalid, above, at_least, option
 from .allocator import greedy_allocate
 from .base import PlanBatch, Policy
-from .curves import Curve, parse_curve
-from .schema import COMMON_KEYS, apply_stopping, check_keys, is_int, is_num, need, parse_plan
+from .curves import Curve, CurveSpec, curve_from_spec
+from .schema import PolicyFile, apply_stopping
 
-KEYS = COMMON_KEYS | {"estimator", "budget", "per_prompt_cap", "min_per_prompt", "curve", "base_plan",
-                      "tokens_per_sample"}
 UNITS = ("samples", "tokens")
+Unit = Literal[UNITS]  # type: ignore[valid-type]
 
 
 @dataclass
@@ -91,7 +92,8 @@ class AllocatePolicy(Policy):
             unit, mean = budget.get("unit", self.unit), budget.get("mean")
         else:
             unit, mean = self.unit, budget
-        if unit not in UNITS or not is_num(mean) or mean <= 0:
+        if (unit not in UNITS or isinstance(mean, bool) or not isinstance(mean, (int, float))
+                or not math.isfinite(mean) or mean <= 0):
             raise InputError(f"budget={budget!r}: a mean > 0 (in {self.unit}) or {{unit: samples|tokens, mean: x}}")
         return unit, float(mean)
 
@@ -121,30 +123,42 @@ class AllocatePolicy(Policy):
         return PlanBatch(plans, report, reasons)
 
 
-def parse_allocate(raw: dict, path: str, common: dict) -> AllocatePolicy:
-    check_keys(raw, KEYS, path)
-    est = raw.get("estimator")
-    need(est is None or isinstance(est, str), path, "estimator", "a path to an estimator file, or null")
-    budget = raw.get("budget")
-    need(isinstance(budget, dict), path, "budget", "required, {unit: samples|tokens, mean: x}")
-    check_keys(budget, {"unit", "mean"}, path, "budget.")
-    unit = budget.get("unit", "samples")
-    need(unit in UNITS, path, "budget.unit", f"{unit!r}: one of {', '.join(UNITS)}")
-    mean = budget.get("mean")
-    need(is_num(mean) and mean > 0, path, "budget.mean", f"{mean!r}: a number > 0")
-    cap = raw.get("per_prompt_cap")
-    need(is_int(cap) and cap >= 1, path, "per_prompt_cap", f"{cap!r}: required, an integer >= 1")
-    mn = raw.get("min_per_prompt", 1)
-    need(is_int(mn) and 1 <= mn <= cap, path, "min_per_prompt", f"{mn!r}: an integer in [1, per_prompt_cap={cap}]")
-    tps = raw.get("tokens_per_sample")
-    need(tps is None or (is_num(tps) and tps > 0), path, "tokens_per_sample", f"{tps!r}: a number > 0")
-    base_raw = raw.get("base_plan", {}) or {}
-    base = apply_stopping(parse_plan(base_raw, path, "base_plan"), common["stopping"])
-    if unit == "samples":
-        need(mean >= mn, path, "budget.mean", f"{mean!r}: below min_per_prompt={mn}")
-    else:
-        need(mean >= mn * float(tps or base.max_new_tokens), path, "budget.mean",
-             f"{mean!r} tokens cannot cover min_per_prompt={mn} samples of {tps or base.max_new_tokens} tokens")
-    curve = parse_curve(raw.get("curve", "best_of_b"), path)
-    return AllocatePolicy(unit=unit, mean=float(mean), per_prompt_cap=cap, min_per_prompt=mn, curve=curve,
-                          tokens_per_sample=tps, base_plan=base, estimator=est, **common)
+@dataclass(frozen=True)
+class Budget:
+    """`budget: {unit: samples|tokens, mean: x}`: the batch's budget is mean x the number of prompts."""
+    mean: float = option(check=above(0))
+    unit: Unit = "samples"
+
+
+@dataclass(kw_only=True)
+class AllocatePolicyFile(PolicyFile):
+    kind: Literal["allocate"] = "allocate"
+    estimator: str | None = None  # an estimator file, or null: the caller passes difficulties
+    budget: Budget
+    per_prompt_cap: int = option(check=at_least(1))
+    min_per_prompt: int = option(1, check=at_least(1))
+    tokens_per_sample: float | None = option(None, check=above(0))
+    base_plan: PlanMapping = option(default_factory=Plan)
+    curve: CurveSpec = "best_of_b"
+    curve_model: Curve = field(init=False, repr=False)
+
+    def __post_init__(self):
+        cap, mn, mean = self.per_prompt_cap, self.min_per_prompt, self.budget.mean
+        if mn > cap:
+            raise Invalid("min_per_prompt", f"{mn!r}: must be in [1, per_prompt_cap={cap}]")
+        self.base_plan = apply_stopping(self.base_plan, self.stopping, "base_plan")
+        if self.budget.unit == "samples":
+            if mean < mn:
+                raise Invalid("budget.mean", f"{mean!r}: below min_per_prompt={mn}")
+        else:
+            tokens = float(self.tokens_per_sample or self.base_plan.max_new_tokens)
+            if mean < mn * tokens:
+                raise Invalid("budget.mean", f"{mean!r} tokens cannot cover min_per_prompt={mn} samples of "
+                                             f"{tokens:g} tokens")
+        self.curve_model = curve_from_spec(self.curve)
+
+    def build(self, source: str, raw: dict, name: str | None = None) -> AllocatePolicy:
+        return AllocatePolicy(unit=self.budget.unit, mean=self.budget.mean, per_prompt_cap=self.per_prompt_cap,
+                              min_per_prompt=self.min_per_prompt, curve=self.curve_model,
+                              tokens_per_sample=self.tokens_per_sample, base_plan=self.base_plan,
+                              estimator=self.estimator, **self.common(source, raw, name))

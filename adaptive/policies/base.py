@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from ..errors import ConfigError, InputError
+from ..errors import InputError
 from ..plan import Plan
 from ..result import Difficulty
 
@@ -104,6 +104,3 @@ def check_budget_ceiling(plan: Plan, budget) -> Plan:
         raise InputError(f"budget={budget!r}: for a {plan.strategy} fixed/binned policy, an integer sample cap >= 1")
     return plan if plan.max_samples <= budget else plan.replace(max_samples=budget)
 
-
-def config_error(path: str, key: str, msg: str) -> ConfigError:
-    return ConfigError(f"{path}: key {key!r}: {msg}")

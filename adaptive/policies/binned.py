@@ -19,13 +19,13 @@ by the estimator from its own edges; a bin without an entry is an error.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Literal, Sequence
 
 from ..errors import ConfigError
+from ..plan import Plan
+from ..schema import Invalid, at_least, between, option
 from .base import PlanBatch, Policy, check_budget_ceiling
-from .schema import COMMON_KEYS, apply_stopping, check_keys, is_int, is_num, need, parse_plan
-
-KEYS = COMMON_KEYS | {"estimator", "bins", "base_plan"}
+from .schema import PolicyFile, merged_plan
 
 
 @dataclass
@@ -67,38 +67,52 @@ class BinnedPolicy(Policy):
         return f"{where}: entry {entry} of {len(self.edges)} in policy {self.name!r}"
 
 
-def parse_binned(raw: dict, path: str, common: dict) -> BinnedPolicy:
-    check_keys(raw, KEYS, path)
-    est = raw.get("estimator")
-    need(est is None or isinstance(est, str), path, "estimator", "a path to an estimator file, or null")
-    base = raw.get("base_plan", {}) or {}
-    need(isinstance(base, dict), path, "base_plan", "must be a mapping of Plan fields")
-    parse_plan(base, path, "base_plan")
-    bins = raw.get("bins")
-    need(isinstance(bins, list) and bins, path, "bins", "required, a non-empty list of {max_p|bin, plan}")
-    mode = None
-    edges, plans = [], []
-    for i, entry in enumerate(bins):
-        where = f"bins[{i}]"
-        need(isinstance(entry, dict), path, where, "each bin must be a mapping with max_p (or bin) and plan")
-        check_keys(entry, {"max_p", "bin", "plan"}, path, f"{where}.")
-        need(("max_p" in entry) != ("bin" in entry), path, where, "give exactly one of 'max_p' or 'bin'")
-        this = "max_p" if "max_p" in entry else "bin"
-        need(mode in (None, this), path, f"{where}.{this}", "all bins must use the same key (max_p or bin)")
-        mode = this
-        v = entry[this]
-        if this == "max_p":
-            need(is_num(v) and 0 < v <= 1, path, f"{where}.max_p", f"{v!r}: a number in (0, 1]")
-            need(not edges or v > edges[-1], path, f"{where}.max_p",
-                 f"{v!r}: bins must be sorted by max_p, strictly increasing (previous {edges[-1] if edges else None})")
-        else:
-            need(is_int(v) and v >= 0, path, f"{where}.bin", f"{v!r}: an integer >= 0")
-            need(v == len(edges), path, f"{where}.bin",
-                 f"{v!r}: bins must be sorted and contiguous from 0 (expected {len(edges)})")
-        need("plan" in entry, path, f"{where}.plan", "required, a mapping of Plan fields")
-        edges.append(v)
-        plans.append(apply_stopping(parse_plan(entry["plan"], path, f"{where}.plan", base), common["stopping"]))
-    if mode == "max_p":
-        need(edges[-1] == 1.0, path, f"bins[{len(edges) - 1}].max_p",
-             f"{edges[-1]!r}: the last bin must have max_p: 1.0 so every p_hat has a plan")
-    return BinnedPolicy(by=mode, edges=edges, bin_plans=plans, estimator=est, **common)
+@dataclass(frozen=True)
+class BinEntry:
+    plan: dict[str, Any]  # Plan fields over base_plan
+    max_p: float | None = option(None, check=between(0, 1, open_low=True))
+    bin: int | None = option(None, check=at_least(0))
+
+    def __post_init__(self):
+        if (self.max_p is None) == (self.bin is None):
+            raise Invalid("", "give exactly one of 'max_p' or 'bin'")
+
+
+@dataclass(kw_only=True)
+class BinnedPolicyFile(PolicyFile):
+    kind: Literal["binned"] = "binned"
+    estimator: str | None = None  # an estimator file, or null: the caller passes difficulties
+    base_plan: dict[str, Any] = option(default_factory=dict)  # Plan fields shared by every bin
+    bins: list[BinEntry]  # by p_hat (max_p) or by the estimator's bin index (bin)
+    by: str = field(init=False)
+    edges: list = field(init=False)
+    plans: list[Plan] = field(init=False, repr=False)
+
+    def __post_init__(self):
+        if not self.bins:
+            raise Invalid("bins", "must not be empty: a list of {max_p|bin, plan}")
+        merged_plan(self.base_plan, "base_plan")
+        by = "max_p" if self.bins[0].max_p is not None else "bin"
+        edges: list = []
+        for i, entry in enumerate(self.bins):
+            v = getattr(entry, by)
+            if v is None:
+                raise Invalid(f"bins[{i}].{'bin' if by == 'max_p' else 'max_p'}",
+                              "all bins must use the same key (max_p or bin)")
+            if by == "max_p" and edges and v <= edges[-1]:
+                raise Invalid(f"bins[{i}].max_p", f"{v!r}: bins must be sorted by max_p, strictly increasing "
+                                                  f"(previous {edges[-1]})")
+            if by == "bin" and v != len(edges):
+                raise Invalid(f"bins[{i}].bin", f"{v!r}: bins must be sorted and contiguous from 0 "
+                                                f"(expected {len(edges)})")
+            edges.append(v)
+        if by == "max_p" and edges[-1] != 1.0:
+            raise Invalid(f"bins[{len(edges) - 1}].max_p",
+                          f"{edges[-1]!r}: the last bin must have max_p: 1.0 so every p_hat has a plan")
+        self.by, self.edges = by, edges
+        self.plans = [merged_plan(e.plan, f"bins[{i}].plan", self.base_plan, self.stopping)
+                      for i, e in enumerate(self.bins)]
+
+    def build(self, source: str, raw: dict, name: str | None = None) -> BinnedPolicy:
+        return BinnedPolicy(by=self.by, edges=self.edges, bin_plans=self.plans, estimator=self.estimator,
+                            **self.common(source, raw, name))

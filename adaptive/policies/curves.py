@@ -8,12 +8,12 @@
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Literal, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
-from .schema import is_int, is_num, need
+from ..schema import Invalid, at_least, between, non_empty, option
 
 CURVES = ("best_of_b", "majority")
 
@@ -46,23 +46,32 @@ class Curve:
         return {"kind": "majority", "acc": {k: [round(x, 6) for x in v] for k, v in sorted(self.acc.items())}}
 
 
-def parse_curve(raw, path: str) -> Curve:
-    if raw == "best_of_b" or (isinstance(raw, dict) and raw.get("kind") == "best_of_b" and set(raw) == {"kind"}):
-        return Curve("best_of_b")
-    if raw == "majority":
-        raise ConfigError(f"{path}: key 'curve': 'majority' needs a fitted table: "
-                          "curve: {kind: majority, acc: {bin: [acc at b=1, b=2, ...]}} (the tuner writes it)")
-    need(isinstance(raw, dict), path, "curve", f"{raw!r}: one of {', '.join(CURVES)}")
-    bad = sorted(set(raw) - {"kind", "acc"})
-    need(not bad, path, f"curve.{bad[0] if bad else ''}", "unknown key; accepted: acc, kind")
-    need(raw.get("kind") == "majority", path, "curve.kind", f"{raw.get('kind')!r}: one of {', '.join(CURVES)}")
-    acc = raw.get("acc")
-    need(isinstance(acc, dict) and acc, path, "curve.acc", "a non-empty mapping bin -> [acc(1), acc(2), ...]")
-    for k, v in acc.items():
-        need(is_int(k) and k >= 0, path, f"curve.acc.{k}", "bin keys must be integers >= 0")
-        need(isinstance(v, list) and v and all(is_num(x) and 0 <= x <= 1 for x in v), path, f"curve.acc.{k}",
-             "a non-empty list of accuracies in [0, 1]")
-    return Curve("majority", acc)
+@dataclass(frozen=True)
+class BestOfBCurve:
+    kind: Literal["best_of_b"] = "best_of_b"
+
+
+Accuracies = Annotated[list[Annotated[float, between(0, 1)]], non_empty]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MajorityCurve:
+    """`curve: {kind: majority, acc: {bin: [acc at b=1, b=2, ...]}}` (the tuner writes it)."""
+    kind: Literal["majority"] = "majority"
+    acc: dict[Annotated[int, at_least(0)], Accuracies] = option(check=non_empty)
+
+
+CurveSpec = Literal[CURVES] | BestOfBCurve | MajorityCurve  # type: ignore[valid-type]
+
+
+def curve_from_spec(spec: CurveSpec) -> Curve:
+    """The Curve a policy file's `curve:` names; 'majority' without its fitted table is an error."""
+    if spec == "majority":
+        raise Invalid("curve", "'majority' needs a fitted table: curve: {kind: majority, acc: {bin: [acc at b=1, "
+                               "b=2, ...]}} (the tuner writes it)")
+    if isinstance(spec, MajorityCurve):
+        return Curve("majority", spec.acc)
+    return Curve("best_of_b")
 
 
 def fit_majority_table(acc_by_n: np.ndarray, bins: Sequence[int]) -> dict[int, list[float]]:

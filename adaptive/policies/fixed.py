@@ -8,13 +8,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Literal, Sequence
 
-from ..plan import Plan
+from ..plan import Plan, PlanMapping
 from .base import PlanBatch, Policy, check_budget_ceiling
-from .schema import COMMON_KEYS, apply_stopping, check_keys, need, parse_plan
-
-KEYS = COMMON_KEYS | {"plan"}
+from .schema import PolicyFile, apply_stopping
 
 
 @dataclass
@@ -30,8 +28,13 @@ class FixedPolicy(Policy):
         return PlanBatch([plan] * len(prompts), reasons=[why] * len(prompts))
 
 
-def parse_fixed(raw: dict, path: str, common: dict) -> FixedPolicy:
-    check_keys(raw, KEYS, path)
-    need("plan" in raw, path, "plan", "required for kind: fixed, a mapping of Plan fields")
-    plan = apply_stopping(parse_plan(raw["plan"], path, "plan"), common["stopping"])
-    return FixedPolicy(plan=plan, **common)
+@dataclass(kw_only=True)
+class FixedPolicyFile(PolicyFile):
+    kind: Literal["fixed"] = "fixed"
+    plan: PlanMapping
+
+    def __post_init__(self):
+        self.plan = apply_stopping(self.plan, self.stopping)
+
+    def build(self, source: str, raw: dict, name: str | None = None) -> FixedPolicy:
+        return FixedPolicy(plan=self.plan, **self.common(source, raw, name))

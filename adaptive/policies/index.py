@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Annotated, Literal, Sequence
 
+from ..errors import ConfigError
+from ..schema import Invalid, above, option
 from .base import PlanBatch, Policy
-from .schema import COMMON_KEYS, check_keys, is_num, need
-
-KEYS = COMMON_KEYS | {"budgets", "default_budget", "unit"}
+from .schema import PolicyFile
 
 
 @dataclass
@@ -53,23 +53,30 @@ class IndexPolicy(Policy):
         return batch
 
 
-def parse_index(raw: dict, path: str, common: dict) -> IndexPolicy:
-    from . import load_policy
+@dataclass(kw_only=True)
+class IndexPolicyFile(PolicyFile):
+    kind: Literal["index"] = "index"
+    budgets: dict[Annotated[float, above(0)], str]  # budget -> policy file (relative to this file) or name
+    unit: Literal["samples", "tokens"] = "samples"
+    default_budget: float | None = option(None, check=above(0))  # None: the smallest budget
 
-    check_keys(raw, KEYS, path)
-    budgets = raw.get("budgets")
-    need(isinstance(budgets, dict) and budgets, path, "budgets", "required, a mapping budget -> policy file")
-    unit = raw.get("unit", "samples")
-    need(unit in ("samples", "tokens"), path, "unit", f"{unit!r}: samples or tokens")
-    members = {}
-    for k, v in budgets.items():
-        need(is_num(k) and k > 0, path, f"budgets.{k}", "budget keys must be numbers > 0")
-        need(isinstance(v, str), path, f"budgets.{k}", "a policy file path (relative to this file) or name")
-        p = Path(v)
-        if not p.is_absolute():
-            near = Path(path).parent / p
-            p = near if near.exists() else p
-        members[float(k)] = load_policy(p if p.exists() else v)
-    default = raw.get("default_budget", min(members))
-    need(is_num(default) and default > 0, path, "default_budget", f"{default!r}: a number > 0")
-    return IndexPolicy(unit=unit, members=members, default_budget=float(default), **common)
+    def __post_init__(self):
+        if not self.budgets:
+            raise Invalid("budgets", "must not be empty: a mapping budget -> policy file")
+
+    def build(self, source: str, raw: dict, name: str | None = None) -> IndexPolicy:
+        from . import load_policy, resolve_policy_path
+
+        members = {}
+        for k, v in self.budgets.items():
+            p = Path(v)
+            if not p.is_absolute():
+                near = Path(source).parent / p
+                p = near if near.exists() else p
+            try:
+                path = resolve_policy_path(p if p.exists() else v)
+            except ConfigError as e:
+                raise Invalid(f"budgets.{k:g}", str(e)) from None
+            members[k] = load_policy(path)  # its own errors name its own file
+        default = self.default_budget if self.default_budget is not None else min(members)
+        return IndexPolicy(unit=self.unit, members=members, default_budget=default, **self.common(source, raw, name))

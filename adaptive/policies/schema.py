@@ -1,84 +1,83 @@
-"""Policy-file validation helpers: every error is a ConfigError naming the file and the key path.
-
-A policy file is YAML with `schema: 1` and a `kind` (fixed, binned, allocate, index). Plan fields are
-checked by `Plan` itself; a PlanError is re-raised as a ConfigError whose key path ends in the field,
-e.g. `policies/x.yaml: key 'bins[1].plan.max_samples': Plan.max_samples=0: must be >= 1`.
+"""What every policy file has, as schema dataclasses (adaptive/schema.py reads them): `schema: 1`, a `kind`
+(one module each: fixed, binned, allocate, index), name, description, meta, and the optional `stopping:`
+overlay. Plan fields are checked by `Plan` itself; a PlanError becomes an error whose key path ends in the
+field, e.g. `policies/x.yaml: key 'bins[1].plan.max_samples': Plan.max_samples=0: must be >= 1`.
 """
 from __future__ import annotations
 
-import math
-from typing import Any, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from ..errors import ConfigError, PlanError
-from ..plan import Plan
+from ..errors import PlanError
+from ..plan import Plan, plan_from_mapping
+from ..schema import Invalid, at_least, non_empty, option
 
 SCHEMA_VERSION = 1
-COMMON_KEYS = {"schema", "kind", "name", "description", "meta", "stopping"}
-STOPPING_KEYS = {"rule", "params", "wave_size"}
 
 
-def need(cond: bool, path: str, key: str, msg: str) -> None:
-    if not cond:
-        raise ConfigError(f"{path}: key {key!r}: {msg}")
+def schema_version(v) -> str | None:
+    return None if v == SCHEMA_VERSION else \
+        f"{v!r}: unsupported policy schema version (this library reads {SCHEMA_VERSION})"
 
 
-def check_keys(d: Mapping, allowed: set[str], path: str, prefix: str = "") -> None:
-    unknown = sorted(set(d) - allowed)
-    if unknown:
-        key = f"{prefix}{unknown[0]}"
-        raise ConfigError(f"{path}: key {key!r}: unknown key; accepted: {', '.join(sorted(allowed))}")
+@dataclass(frozen=True)
+class StoppingOverlay:
+    """`stopping: {rule, params, wave_size}`: applied to every plan of a policy, so each plan's max_samples
+    becomes a ceiling that the rule may stop short of."""
+    rule: str
+    params: dict[str, Any] = option(default_factory=dict)
+    wave_size: int | None = option(None, check=at_least(0))
+
+    def __post_init__(self):
+        try:  # validated once here, so the error names the overlay, not a derived plan
+            Plan(stopping=self.rule, stopping_params=self.params, wave_size=self.wave_size or 0).check_names()
+        except PlanError as e:
+            raise Invalid({"stopping": "rule", "stopping_params": "params"}.get(e.field, e.field), str(e)) from None
+
+    def apply(self, plan: Plan) -> Plan:
+        changes: dict = {"stopping": self.rule, "stopping_params": dict(self.params)}
+        if self.wave_size is not None:
+            changes["wave_size"] = self.wave_size
+        return plan.replace(**changes)
 
 
-def is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def is_num(v) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
-
-
-def parse_plan(raw: Any, path: str, key: str, base: Mapping | None = None) -> Plan:
-    """Plan from a mapping of Plan fields (over `base`), errors as ConfigError at `key`.<field>."""
-    need(isinstance(raw, Mapping), path, key, "must be a mapping of Plan fields")
-    merged = {**(base or {}), **raw}
-    try:
-        return Plan.from_dict(merged).check_names()
-    except PlanError as e:
-        raise ConfigError(f"{path}: key '{key}.{e.field}': {e}") from None
-    except TypeError as e:  # e.g. a non-hashable where a name is expected
-        raise ConfigError(f"{path}: key {key!r}: {e}") from None
-
-
-def parse_stopping(raw: Any, path: str) -> dict | None:
-    """The optional `stopping:` overlay: {rule, params, wave_size}; applied to every plan of a policy, so
-    each plan's max_samples becomes a ceiling that the rule may stop short of."""
-    if raw is None:
-        return None
-    need(isinstance(raw, Mapping), path, "stopping", "must be a mapping with rule, params, wave_size")
-    check_keys(raw, STOPPING_KEYS, path, "stopping.")
-    need(isinstance(raw.get("rule"), str), path, "stopping.rule", "required, a stopping rule name")
-    params = raw.get("params", {}) or {}
-    need(isinstance(params, Mapping), path, "stopping.params", "must be a mapping")
-    wave = raw.get("wave_size")
-    need(wave is None or (is_int(wave) and wave >= 0), path, "stopping.wave_size", f"{wave!r}: an integer >= 0")
-    out = {"rule": raw["rule"], "params": dict(params)}
-    if wave is not None:
-        out["wave_size"] = wave
-    try:  # validate once here so the error names the overlay, not a derived plan
-        Plan(stopping=out["rule"], stopping_params=out["params"], wave_size=out.get("wave_size", 0)).check_names()
-    except PlanError as e:
-        sub = {"stopping": "rule", "stopping_params": "params", "wave_size": "wave_size"}.get(e.field, e.field)
-        raise ConfigError(f"{path}: key 'stopping.{sub}': {e}") from None
-    return out
-
-
-def apply_stopping(plan: Plan, stopping: dict | None) -> Plan:
+def apply_stopping(plan: Plan, stopping: StoppingOverlay | None, key: str = "plan") -> Plan:
+    """`plan` with the overlay; an overlay that does not fit the plan is an error at 'stopping'."""
     if not stopping:
         return plan
-    changes = {"stopping": stopping["rule"], "stopping_params": dict(stopping["params"])}
-    if "wave_size" in stopping:
-        changes["wave_size"] = stopping["wave_size"]
-    return plan.replace(**changes)
+    try:
+        return stopping.apply(plan)
+    except PlanError as e:  # e.g. a strategy that draws no waves
+        raise Invalid("stopping", f"cannot apply to {key}: {e}") from None
+
+
+@dataclass(kw_only=True)
+class PolicyFile:
+    """The keys every policy file has; each kind's file class adds its own, checks them in __post_init__
+    (plans included) and `build`s its Policy."""
+    schema: int = option(check=schema_version)
+    name: str | None = option(None, check=non_empty)
+    description: str = ""
+    meta: dict[str, Any] = option(default_factory=dict)
+    stopping: StoppingOverlay | None = None
+
+    def common(self, source: str, raw: dict, name: str | None = None) -> dict:
+        """The Policy fields every kind shares."""
+        return {"name": self.name or name or Path(source).stem, "source": source, "description": self.description,
+                "meta": dict(self.meta), "stopping": self.stopping, "raw": raw}
+
+    def build(self, source: str, raw: dict, name: str | None = None):
+        raise NotImplementedError
+
+
+def merged_plan(raw: dict, key: str, base: dict | None = None, stopping: StoppingOverlay | None = None) -> Plan:
+    """The Plan of `raw` over `base` (both mappings of Plan fields), with the overlay; errors at `key`.<field>."""
+    try:
+        plan = plan_from_mapping({**(base or {}), **raw})
+    except Invalid as e:
+        raise e.at(None, key) from None
+    return apply_stopping(plan, stopping, key)
 
 
 def plan_fields(plan: Plan) -> dict:

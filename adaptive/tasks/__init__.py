@@ -14,7 +14,7 @@ from __future__ import annotations
 from .loader import load_task
 from .spec import Example, LoadReport, TaskSpec
 from .registry_entries import TaskRef, list_tasks
-from .spec_file import parse_task_file
+from .spec_file import TaskFile, parse_task, parse_task_file
 
-__all__ = ["Example", "LoadReport", "TaskRef", "TaskSpec", "list_tasks", "load_task",
+__all__ = ["Example", "LoadReport", "TaskFile", "TaskRef", "TaskSpec", "list_tasks", "load_task", "parse_task",
            "parse_task_file"]

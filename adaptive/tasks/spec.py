@@ -45,7 +45,7 @@ class TaskSpec:
     extractor/grader (registry names from `adaptive.answers`) score a model output."""
 
     name: str
-    source: dict
+    source: Any  # the source config of its kind (adaptive/tasks/sources)
     template: str
     extractor: str
     grader: str

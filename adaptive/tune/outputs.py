@@ -12,12 +12,13 @@ DVTS or refine (they cannot be replayed from a bank of independent samples).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
 from ..bank.bank import Bank
-from ..errors import ConfigError
+from ..errors import InputError
 from ..policies import load_policy, parse_policy
 from .config import load_tune_config
 from .frontier import cheapest_matching, pareto
@@ -175,9 +176,9 @@ def run_tune(bank, budgets, out, config=None, seeds=None, oracle=False, bank_pat
     cross-fitted `estimator` (a kind name or an unfitted estimator; None: no difficulty families)."""
     cfg = load_tune_config(config)
     if seeds is not None:
-        if seeds < 1:
-            raise ConfigError(f"--seeds {seeds}: an integer >= 1")
-        cfg.seeds = seeds
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+            raise InputError(f"seeds must be >= 1, got {seeds!r}")
+        cfg = replace(cfg, seeds=seeds)
     result = Tuner(bank, budgets, cfg, oracle=oracle, estimator=estimator).run()
     written = write_outputs(result, out, bank_path)
     summary = summarize(result, cfg.match_tolerance)

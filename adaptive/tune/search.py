@@ -147,8 +147,8 @@ class Tuner:
         self.tune_bank, self.held_bank = bank.split(config.held_out, config.split_seed)
         self.sims = {"tune": Simulator(self.tune_bank, config.seeds, seed=1),
                      "held": Simulator(self.held_bank, config.seeds, seed=2)}
-        self.nmax = min(self.K, int(max(budgets + [config.per_prompt_cap or 0] + (config.binned_caps or [])
-                                        + (config.stop_caps or []))))
+        self.nmax = min(self.K, int(max(budgets + [config.allocate.per_prompt_cap or 0] + (config.binned.caps or [])
+                                        + (config.stopping.caps or []))))
         self.curves = {k: s.fixed_curve(self.nmax) for k, s in self.sims.items()}
         self._tables = None  # statistic tables for threshold sweeps, built on first use
         self._pool: list[Candidate] = []  # fixed and stopping candidates, for binned_stopping
@@ -181,7 +181,7 @@ class Tuner:
     def stopping(self) -> list[Candidate]:
         out = []
         has_conf = all(c is not None for sim in self.sims.values() for cs in sim.confidences for c in cs)
-        for rule, grid in self.config.rules.items():
+        for rule, grid in self.config.stopping.rules.items():
             if rule == "confidence" and not has_conf:
                 self.notes.append("stopping: the confidence rule is skipped, the bank has no trace confidences")
                 continue
@@ -190,8 +190,8 @@ class Tuner:
             keys = sorted(k for k in grid if not (swept and k == level_param))
             for values in itertools.product(*(grid[k] for k in keys)):
                 params = dict(zip(keys, values))
-                for cap in self.caps(self.config.stop_caps):
-                    waves = [params["window"]] if rule == "esc" else self.config.wave_sizes
+                for cap in self.caps(self.config.stopping.caps):
+                    waves = [params["window"]] if rule == "esc" else self.config.stopping.wave_sizes
                     for w in waves:
                         if cap < 2 or w >= cap:
                             continue
@@ -233,7 +233,7 @@ class Tuner:
         all_bins = list(range(max(int(p.bin or 0) for p in self.bank.prompts) + 1))
         tune_bins = sorted({int(p.bin or 0) for p in self.tune_bank.prompts})
         nearest = {b: min(tune_bins, key=lambda t: (abs(t - b), t)) for b in all_bins}
-        choices = self.caps(self.config.binned_caps)
+        choices = self.caps(self.config.binned.caps)
         while len(choices) ** len(tune_bins) > MAX_BINNED_COMBOS and len(choices) > 2:
             choices = choices[::2] if choices[-1] in choices[::2] else choices[::2] + [choices[-1]]
         cands = []
@@ -260,15 +260,15 @@ class Tuner:
         if self.difficulty is None:
             self.notes.append("allocate: skipped, the bank has no p_hat (build it with --estimator, or --oracle-p-hat)")
             return []
-        cap = min(self.K, self.config.per_prompt_cap or int(max(self.budgets)))
-        means = self.config.means
+        cap = min(self.K, self.config.allocate.per_prompt_cap or int(max(self.budgets)))
+        means = self.config.allocate.means
         if means is None:
             bs = [min(b, cap) for b in self.budgets]
             means = set(bs) | {(a + b) / 2 for a, b in zip(bs, bs[1:])} | {4.0}
         means = sorted(m for m in set(means) if 1 <= m <= cap)
         table = fit_majority_table(self.curves["tune"].acc[:, :cap], [int(p.bin or 0) for p in self.tune_bank.prompts])
         out = []
-        for curve in self.config.curves:
+        for curve in self.config.allocate.curves:
             cyaml = "best_of_b" if curve == "best_of_b" else Curve("majority", table).to_yaml()
             for m in means:
                 raw = {"schema": 1, "kind": "allocate", "estimator": self.estimator,
@@ -287,7 +287,7 @@ class Tuner:
         if not pool:
             pool = self.fixed()
         tune_p = np.array([float(p.p_hat) for p in self.tune_bank.prompts])
-        qs = np.quantile(tune_p, np.linspace(0, 1, self.config.prior_bins + 1)[1:-1])
+        qs = np.quantile(tune_p, np.linspace(0, 1, self.config.binned_stopping.bins + 1)[1:-1])
         edges = sorted({float(q) for q in qs if 0.0 < q < 1.0}) + [1.0]
         bin_of = {k: np.searchsorted(edges[:-1], [float(p.p_hat) for p in b.prompts], side="right")
                   for k, b in (("tune", self.tune_bank), ("held", self.held_bank))}
@@ -295,7 +295,7 @@ class Tuner:
         acc = np.array([c.per_prompt["tune"]["acc"] for c in pool])       # [cand, prompt]
         smp = np.array([c.per_prompt["tune"]["samples"] for c in pool])
         seen, out = set(), []
-        for lam in np.geomspace(1e-4, 1.0, self.config.prior_prices):
+        for lam in np.geomspace(1e-4, 1.0, self.config.binned_stopping.prices):
             gain = acc - lam * smp
             choice = []
             for b in range(n_bins):

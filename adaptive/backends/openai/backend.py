@@ -22,7 +22,9 @@ What it does with a batch of requests:
   and cost no prefill FLOPs. When the server omits usage, tokens are counted with the local tokenizer and
   the call is marked `counted_locally`. Token *ids* are not sent by servers: `token_ids` holds the local
   tokenizer's ids when their count agrees with the server's, else `-1` placeholders of the right length.
-* Retries (http.Session): connection errors, timeouts (per attempt: `timeout_s`), 408/409/425/429/5xx and
+* Timeouts: `connect_timeout_s` to connect, `read_timeout_s` between two reads of a response (default
+  `timeout_s`), `timeout_s` for a whole attempt (wall clock: a trickling stream cannot evade it).
+* Retries (http.Session): connection errors, timeouts, 408/409/425/429/5xx and
   streams cut before every choice finished are retried from scratch with exponential backoff and full
   jitter (Retry-After honoured, capped at 60 s). A failed attempt's partial tokens are discarded; only
   complete answers reach strategies. After `max_retries` retries: AdaptiveError naming the URL and the
@@ -97,14 +99,15 @@ class OpenAIBackend:
                  tokenizer=None, supports_n: bool | None = None, context_window: int | None = None, *,
                  supports_prefix: bool | None = None, supports_logprobs: bool | None = None,
                  supports_ignore_eos: bool | None = None, model_config=None, model_id: str | None = None,
-                 connect_timeout_s: float = 5.0, headers: dict | None = None):
+                 connect_timeout_s: float = 5.0, read_timeout_s: float | None = None, headers: dict | None = None):
         if endpoint not in ("chat", "completions"):
             raise InputError(f"endpoint={endpoint!r}: must be 'chat' or 'completions'")
         for name, v, lo in (("max_in_flight", max_in_flight, 1), ("max_retries", max_retries, 0)):
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise InputError(f"{name}={v!r}: must be an integer >= {lo}")
-        for name, v in (("timeout_s", timeout_s), ("connect_timeout_s", connect_timeout_s)):
-            if not (isinstance(v, (int, float)) and v > 0):
+        for name, v in (("timeout_s", timeout_s), ("connect_timeout_s", connect_timeout_s),
+                        ("read_timeout_s", timeout_s if read_timeout_s is None else read_timeout_s)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise InputError(f"{name}={v!r}: must be > 0")
         if not base_url or not isinstance(base_url, str):
             raise InputError("base_url is required (e.g. http://127.0.0.1:8000/v1)")
@@ -123,7 +126,9 @@ class OpenAIBackend:
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self.session = Session(self.base_url, headers=headers, timeout_s=float(timeout_s),
-                               connect_timeout_s=float(connect_timeout_s), max_in_flight=max_in_flight,
+                               connect_timeout_s=float(connect_timeout_s),
+                               read_timeout_s=None if read_timeout_s is None else float(read_timeout_s),
+                               max_in_flight=max_in_flight,
                                max_retries=max_retries, backoff_base_s=float(backoff_base_s))
         # Closes the session when this backend is collected or at interpreter exit, whichever comes first;
         # it holds the session, never the backend.

@@ -177,9 +177,10 @@ class Session:
     """HTTP for one backend: POSTs streamed requests with retries on a private event-loop thread."""
 
     def __init__(self, base_url: str, *, headers: dict, timeout_s: float, connect_timeout_s: float,
-                 max_in_flight: int, max_retries: int, backoff_base_s: float):
+                 max_in_flight: int, max_retries: int, backoff_base_s: float, read_timeout_s: float | None = None):
         self.base_url, self.headers = base_url, dict(headers)
         self.timeout_s, self.connect_timeout_s = timeout_s, connect_timeout_s
+        self.read_timeout_s = timeout_s if read_timeout_s is None else read_timeout_s  # between two reads
         self.max_in_flight, self.max_retries, self.backoff_base_s = max_in_flight, max_retries, backoff_base_s
         self.stats = ServerStats()
         self._rng = random.Random()
@@ -212,7 +213,8 @@ class Session:
     def _http(self):
         if self._client is None:  # created on the loop: the client and semaphore belong to it
             limits = httpx.Limits(max_connections=self.max_in_flight, max_keepalive_connections=self.max_in_flight)
-            timeout = httpx.Timeout(self.timeout_s, connect=min(self.connect_timeout_s, self.timeout_s))
+            timeout = httpx.Timeout(self.timeout_s, connect=min(self.connect_timeout_s, self.timeout_s),
+                                    read=min(self.read_timeout_s, self.timeout_s))
             self._client = httpx.AsyncClient(headers=self.headers, timeout=timeout, limits=limits, trust_env=False)
             self._sem = asyncio.Semaphore(self.max_in_flight)
         return self._client
@@ -231,7 +233,7 @@ class Session:
 
     async def post(self, path: str, body: dict, consume: Consume):
         """POST `body` to `path` as a stream and return what `consume` made of it. Network errors,
-        timeouts (`timeout_s` per attempt), retryable statuses and Retryable raised by `consume` are retried
+        timeouts (connect, read, and `timeout_s` per attempt), retryable statuses and Retryable raised by `consume` are retried
         from scratch; Rejected (a 4xx) is raised at once; after `max_retries` retries, AdaptiveError."""
         st = self.stats
         st.requests += 1
@@ -254,8 +256,14 @@ class Session:
                     raise  # counted as failed by the caller unless it can adapt (drop a refused field)
                 except Retryable as e:
                     last, wait = e.what, e.retry_after
-                except (asyncio.TimeoutError, httpx.TimeoutException):
-                    last = f"timed out after {self.timeout_s:g} s"
+                except asyncio.TimeoutError:
+                    last = f"attempt timed out after {self.timeout_s:g} s"
+                except httpx.ConnectTimeout:
+                    last = f"connect timed out after {min(self.connect_timeout_s, self.timeout_s):g} s"
+                except httpx.ReadTimeout:
+                    last = f"no data for {min(self.read_timeout_s, self.timeout_s):g} s (read timeout)"
+                except httpx.TimeoutException as e:
+                    last = f"timed out: {type(e).__name__}"
                 except httpx.ConnectError as e:
                     last = f"cannot connect ({e or type(e).__name__}): is the server running?"
                 except (httpx.TransportError, httpx.StreamError, ValueError) as e:  # ValueError: bad JSON in stream

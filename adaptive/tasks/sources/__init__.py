@@ -1,45 +1,33 @@
-"""Row sources for tasks, picked by ``source: {kind: ...}`` (the ``task_sources`` registry). Each kind
-lists its accepted keys so a typo in a task file is a ConfigError, and yields plain dict rows in a
-stable order."""
+"""Row sources for tasks, picked by ``source: {kind: ...}`` (the ``task_sources`` registry). Each kind has
+a config dataclass of its keys (read by the schema loader, so a typo in a task file is a ConfigError) and
+a reader that yields plain dict rows in a stable order."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
-from ...errors import ConfigError
+from ...schema import Kinds
 
 
 @dataclass(frozen=True)
 class SourceKind:
-    read: Callable[..., Iterator[dict]]  # read(source: dict, task_path: Path, report) -> rows
-    required: tuple[str, ...]
-    optional: tuple[str, ...] = ()
+    read: Callable[..., Iterator[dict]]  # read(source config, task_path: Path, report) -> rows
+    config: type                         # the dataclass of its keys, with a `kind: Literal[...]` field
 
 
-def check_source(source: dict, task_path: Path | str) -> None:
-    """Reject an unknown kind, a missing required key or an unknown key (naming the file)."""
+def _source_configs() -> dict[str, type]:
     from ...registry import task_sources
 
-    kind = source.get("kind")
-    if kind not in task_sources:
-        raise ConfigError(f"{task_path}: source.kind {kind!r} is not one of {', '.join(task_sources.names())}")
-    k = task_sources.get(kind)
-    accepted = {"kind", *k.required, *k.optional}
-    for key in source:
-        if key not in accepted:
-            raise ConfigError(f"{task_path}: unknown key 'source.{key}' for kind {kind!r}; "
-                              f"accepted keys: {', '.join(sorted(accepted))}")
-    for key in k.required:
-        if key not in source:
-            raise ConfigError(f"{task_path}: source kind {kind!r} needs key 'source.{key}'")
-    if kind == "reasoning_gym":
-        from .reasoning_gym_source import check
-
-        check(source, task_path)
+    return {kind: task_sources.get(kind).config for kind in task_sources.names()}
 
 
-def read_rows(source: dict, task_path: Path | str, report) -> Iterator[dict]:
+# `source:` of a task file: its `kind` names the source in the task_sources registry.
+TaskSource = Annotated[Any, Kinds(_source_configs)]
+
+
+def read_rows(source, task_path: Path | str, report) -> Iterator[dict]:
     from ...registry import task_sources
 
-    return task_sources.get(source["kind"]).read(source, Path(task_path), report)
+    return task_sources.get(source.kind).read(source, Path(task_path), report)

