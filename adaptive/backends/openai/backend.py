@@ -56,6 +56,7 @@ from typing import Callable, Sequence
 from ... import timing
 from ...errors import AdaptiveError, CapabilityError, InputError
 from ..base import CallUsage, Completion, Generation, PromptLike, PromptPassBatch, Request, SamplingParams, check_prompt
+from ..config import OpenAIBackendConfig
 from ..stop import Ending, StopCheck
 from .capabilities import Capabilities
 from .http import Rejected, Session
@@ -91,15 +92,21 @@ class _JobResult:
     usage: dict | None
 
 
+# The defaults have one home: the backend section of configs (adaptive/backends/config.py).
+_D = OpenAIBackendConfig()
+
+
 class OpenAIBackend:
     """Backend over an OpenAI-compatible server. See the module docstring for the behaviour."""
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, endpoint: str = "chat",
-                 max_in_flight: int = 8, timeout_s: float = 60.0, max_retries: int = 4, backoff_base_s: float = 0.25,
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, endpoint: str = _D.endpoint,
+                 max_in_flight: int = _D.max_in_flight, timeout_s: float = _D.timeout_s,
+                 max_retries: int = _D.max_retries, backoff_base_s: float = _D.backoff_base_s,
                  tokenizer=None, supports_n: bool | None = None, context_window: int | None = None, *,
                  supports_prefix: bool | None = None, supports_logprobs: bool | None = None,
                  supports_ignore_eos: bool | None = None, model_config=None, model_id: str | None = None,
-                 connect_timeout_s: float = 5.0, read_timeout_s: float | None = None, headers: dict | None = None):
+                 connect_timeout_s: float = _D.connect_timeout_s, read_timeout_s: float | None = _D.read_timeout_s,
+                 headers: dict | None = None):
         if endpoint not in ("chat", "completions"):
             raise InputError(f"endpoint={endpoint!r}: must be 'chat' or 'completions'")
         for name, v, lo in (("max_in_flight", max_in_flight, 1), ("max_retries", max_retries, 0)):
