@@ -16,6 +16,9 @@ def run(args) -> int:
     check_installed()
     slo = SLOSettings(metric=args.slo, ttft_s=args.ttft_target_s, tbt_s=args.tbt_target_s,
                       fluidity=args.fluidity_target, compute_rate=args.compute_rate, window_s=args.slo_window_s)
+    from ..serve.server import check_bindable
+
+    check_bindable(args.host, args.port)  # before anything loads: a taken port costs nothing
     policies, default = _policies(args)  # a bad policy file costs nothing: checked before the model loads
     cfg = backend_config(args)
     if cfg["kind"] == "openai":

@@ -16,12 +16,41 @@ def _config(app, host: str, port: int, log_level: str, graceful_s: float) -> uvi
                           timeout_graceful_shutdown=graceful_s, ws="none")
 
 
+class _Server(uvicorn.Server):
+    def handle_exit(self, sig, frame) -> None:
+        super().handle_exit(sig, frame)
+        # uvicorn re-raises the signal once shut down; stopping is this server's normal end: exit 0 instead
+        getattr(self, "_captured_signals", []).clear()
+
+
 def serve_forever(app, host: str, port: int, log_level: str = "info", graceful_s: float = 5.0) -> None:
-    """Serve until SIGINT/SIGTERM; AdaptiveError when the server cannot start (e.g. the port is taken)."""
-    server = uvicorn.Server(_config(app, host, port, log_level, graceful_s))
-    server.run()
+    """Serve until SIGINT/SIGTERM (then return); AdaptiveError when the server cannot start (the port is taken)."""
+    server = _Server(_config(app, host, port, log_level, graceful_s))
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits when it cannot bind
+        pass
     if not server.started:
         raise AdaptiveError(f"the server could not start on {host}:{port} (see the log above)")
+
+
+def check_bindable(host: str, port: int) -> None:
+    """InputError now, before a model loads, when host:port cannot be listened on (taken, or not an address here)."""
+    import socket
+
+    from ..errors import InputError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise InputError(f"cannot listen on {host}:{port}: {e}") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as e:
+            raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
 
 
 class BackgroundServer:
