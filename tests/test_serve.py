@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -38,6 +39,7 @@ except ImportError:  # pragma: no cover
 
 Q = "What is 7 + 5? End with 'The answer is N.'"
 MSG = [{"role": "user", "content": Q}]
+ONE = {"adaptive": {"max_samples": 1}}  # one sample: streamed live
 
 
 @contextlib.contextmanager
@@ -109,8 +111,8 @@ def test_local_model_chat_completions_stream_and_usage(hf_backend):
         assert a["compute"]["ttft_s"] is not None and a["compute"]["fluidity"] is not None
 
         # one sample: streamed token by token (Controller.stream), then finish, adaptive object, usage
-        chunks = list(client.chat.completions.create(model="m", messages=MSG, max_tokens=12, n=1, stream=True,
-                                                     stream_options={"include_usage": True}))
+        chunks = list(client.chat.completions.create(model="m", messages=MSG, max_tokens=12, stream=True,
+                                                     stream_options={"include_usage": True}, extra_body=ONE))
         deltas = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
         assert len(deltas) >= 3, deltas
         last = [c for c in chunks if c.choices and c.choices[0].finish_reason][-1]
@@ -118,7 +120,7 @@ def test_local_model_chat_completions_stream_and_usage(hf_backend):
         assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens >= len(deltas) - 1
         assert "".join(deltas).strip()
 
-        t = client.completions.create(model="m", prompt="The capital of France is", max_tokens=6, n=1)
+        t = client.completions.create(model="m", prompt="The capital of France is", max_tokens=6, extra_body=ONE)
         assert t.object == "text_completion" and t.usage.completion_tokens <= 6
         assert adaptive_of(t)["compute"]["samples"] == 1
     assert hf_backend.totals.generated_tokens - before >= r.usage.completion_tokens + t.usage.completion_tokens
@@ -148,6 +150,8 @@ def test_chat_response_shape_and_n_sets_the_sample_budget():
         assert r.usage.completion_tokens == sum(len(t) + 1 for t in ["The answer is 12."] * 4 + ["The answer is 7."])
         assert r.id.startswith("chatcmpl-") and r.model == "m"
         assert "request sets max_samples=5" in a["reason"]
+        # n = 1 (many clients' default) leaves the policy's budget of 3
+        assert adaptive_of(client.chat.completions.create(model="m", messages=MSG, n=1))["compute"]["samples"] == 3
         assert set(a) >= {"difficulty", "policy", "plan", "reason", "load", "samples", "stop_reason", "compute"}
         models = client.models.list()
         assert [m.id for m in models.data] == ["m"]
@@ -344,17 +348,17 @@ def _governor(clock, **slo):
                                                                       "window_s": 10.0, **slo})), clock=clock)
 
 
-def test_governor_shrinks_budgets_in_marginal_gain_order_and_recovers():
+def test_governor_latency_price_shrinks_budgets_in_marginal_gain_order_and_recovers():
     from adaptive.result import Difficulty
 
     clock = Clock()
-    gov = _governor(clock)
+    gov = _governor(clock)                            # no rate known: the latency ratio sets the price
     plan = Plan(max_samples=8)
     easy, mid, hard = (Difficulty(p, 0, "t") for p in (0.9, 0.5, 0.15))
 
     def budgets():
-        p = gov.pressure()
-        return [gov.limit(plan, d, None, p)[0].max_samples for d in (easy, mid, hard)]
+        plans, why = gov.limit([plan] * 3, [easy, mid, hard], None, gov.pressure())
+        return [p.max_samples for p in plans]
 
     assert budgets() == [8, 8, 8]                     # idle: full budgets
     seen = []
@@ -371,43 +375,62 @@ def test_governor_shrinks_budgets_in_marginal_gain_order_and_recovers():
     assert any(e < h for e, m, h in seen)
     assert seen[-1] == [1, 1, 1]                      # over the target: one sample each
     p = gov.pressure()
-    assert p.latency > 1 and "samples 8 -> 1" in gov.limit(plan, hard, None, p)[1]
+    assert p.latency > 1 and "samples 8 -> 1" in gov.limit([plan], [hard], None, p)[1][0]
     clock.t += 11                                     # the window empties: budgets recover
     assert budgets() == [8, 8, 8]
 
 
-def test_governor_backlog_signal_queue_limit_and_off_mode():
+def test_governor_fits_a_batch_into_what_the_backend_can_do_within_the_target():
+    from adaptive.result import Difficulty
+
     clock = Clock()
-    gov = _governor(clock, compute_rate=4.0)
+    gov = _governor(clock, compute_rate=10.0)         # 10 samples/s x 1 s target x 0.8 headroom = 8 samples
+    plan = Plan(max_samples=8)
+    easy, mid, hard = (Difficulty(p, 0, "t") for p in (0.9, 0.5, 0.15))
+    p = gov.pressure(incoming=24)
+    assert p.affordable == pytest.approx(8.0) and p.backlog == pytest.approx(2.4)
+    plans, why = gov.limit([plan] * 3, [easy, mid, hard], None, p)
+    b = [x.max_samples for x in plans]
+    assert sum(b) <= 8 and min(b) >= 1 and b[0] < b[2], b  # the easy prompt gives up samples first
+    assert 0 < p.price < 1 and all("samples 8 -> " in w for w in why)
+    plans, _ = gov.limit([Plan(max_samples=2)] * 3, [easy, mid, hard], None, gov.pressure(incoming=6))
+    assert [x.max_samples for x in plans] == [2, 2, 2]  # what fits is not cut
+    # requests ahead take their share first; the queue limit answers 429 with the time they need
     for _ in range(3):
         gov.admit()
     with pytest.raises(Overloaded) as e:
         gov.admit()
-    assert e.value.retry_after_s >= 1
+    assert e.value.retry_after_s == 1
     gov.start()
-    gov.planned(8)                                    # 8 samples + 2 waiting at 4 samples/s vs TTFT 1 s
-    p = gov.pressure()
-    assert p.backlog == pytest.approx((8 + 2 * 1.0) / 4.0) and p.value == p.backlog and p.price == float("inf")
+    gov.planned(8)                                    # 8 running + 2 waiting: nothing fits any more
+    p = gov.pressure(incoming=8)
+    assert p.affordable < 0 and p.backlog == pytest.approx(1.8)
+    plans, _ = gov.limit([plan], [hard], None, p)
+    assert plans[0].max_samples == 1 and math.isinf(p.price)
     off = LoadGovernor(ServeSettings(slo=SLOSettings(metric="off")), clock=clock)
     off.admit()
     off.start()
     off.planned(100)
-    assert off.limit(Plan(max_samples=8), None, None, off.pressure())[0].max_samples == 8
+    assert off.limit([plan], [None], None, off.pressure(incoming=8))[0][0].max_samples == 8
 
 
 def test_slo_mode_trades_samples_for_latency_end_to_end():
-    """Each backend call takes 0.15 s against a 0.1 s TTFT target: once three requests have shown it, later
-    requests get one sample; after the window passes without traffic, the full budget is back."""
+    """Each backend call takes 0.15 s (a 6-sample plan in waves of 2: 0.45 s) against a 1 s TTFT target: a
+    request alone keeps its 6 samples; a burst that would not fit gets fewer; alone again, 6."""
     be = scripted(delay_s=0.15)
-    slo = SLOSettings(metric="ttft", ttft_s=0.1, window_s=1.5)
-    with serving(be, Plan(max_samples=6, wave_size=2), slo=slo) as (srv, client):
-        first = [adaptive_of(client.chat.completions.create(model="m", messages=MSG)) for _ in range(4)]
-        assert first[0]["compute"]["samples"] == 6 and first[0]["load"]["samples_cap"] == 6
-        assert first[-1]["compute"]["samples"] == 1 and "samples 6 -> 1" in first[-1]["reason"]
-        assert first[-1]["load"]["pressure"] > 1
-        time.sleep(1.7)
-        again = adaptive_of(client.chat.completions.create(model="m", messages=MSG))
-        assert again["compute"]["samples"] == 6, again["reason"]
+    slo = SLOSettings(metric="ttft", ttft_s=1.0, window_s=2.0)
+    with serving(be, Plan(max_samples=6, wave_size=2), slo=slo, max_batch=16) as (srv, client):
+        ask = lambda: adaptive_of(client.chat.completions.create(model="m", messages=MSG))  # noqa: E731
+        alone = [ask(), ask()]
+        assert [a["compute"]["samples"] for a in alone] == [6, 6]
+        assert alone[1]["load"]["rate"] > 0 and alone[1]["load"]["affordable"] >= 6
+        with ThreadPoolExecutor(8) as pool:
+            burst = list(pool.map(lambda i: ask(), range(8)))
+        cut = [a for a in burst if a["compute"]["samples"] < 6]
+        assert cut and all("samples 6 -> " in a["reason"] for a in cut), [a["reason"] for a in burst]
+        assert all(a["load"]["samples_cap"] == a["compute"]["samples"] for a in burst)
+        time.sleep(2.2)
+        assert ask()["compute"]["samples"] == 6
 
 
 # -- an upstream OpenAI-compatible server as the backend ----------------------------------------------
@@ -420,9 +443,9 @@ def test_upstream_chat_completions_and_live_stream(upstream):
             assert adaptive_of(r)["votes"] == {"12": 3.0}
             if upstream.fake is not None:
                 assert r.usage.completion_tokens == upstream.fake.completion_tokens_sent
-            t = client.completions.create(model="m", prompt="What is 2 + 2?", n=1)
+            t = client.completions.create(model="m", prompt="What is 2 + 2?", extra_body=ONE)
             assert t.choices[0].text == "The answer is 4."
-            chunks = list(client.chat.completions.create(model="m", messages=MSG, n=1, stream=True,
+            chunks = list(client.chat.completions.create(model="m", messages=MSG, stream=True, extra_body=ONE,
                                                          stream_options={"include_usage": True}))
             deltas = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
             assert deltas == ["The", " answer", " is", " 12."]  # token by token, as the upstream sent them
@@ -464,7 +487,7 @@ def test_upstream_that_keeps_failing_gives_a_bounded_openai_error(kind):
                 assert up.url not in err["message"]
                 # streamed: an error before any token is an HTTP error, after some an error event
                 with pytest.raises(openai.APIStatusError if kind != "cut" else openai.APIError):
-                    list(client.chat.completions.create(model="m", messages=MSG, n=1, stream=True))
+                    list(client.chat.completions.create(model="m", messages=MSG, stream=True, extra_body=ONE))
                 assert httpx.get(srv.base + "/health", timeout=30).status_code == 200
         finally:
             be.close()
@@ -564,3 +587,21 @@ def test_cli_start_errors_are_one_line_before_anything_loads():
         assert "cannot listen on 127.0.0.1" in run("--port", str(s.getsockname()[1]))
     assert "slo.ttft_s=-1.0" in run("--slo", "ttft", "--ttft-target-s", "-1")
     assert "allocate_nope" in run("--policy", "allocate_nope")
+
+
+def test_load_script_is_bounded_and_reports_both_modes(tmp_path):
+    """scripts/serve_load.py on the simulated upstream, small: both modes answer every request and write
+    their figures and the plot."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    p = subprocess.run([sys.executable, os.path.join(root, "scripts", "serve_load.py"), "--backend", "fake",
+                        "--requests", "12", "--concurrency", "4", "--budget", "4", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    data = json.loads((tmp_path / "serve_load_fake.json").read_text())
+    by_mode = {r["mode"]: r["summary"] for r in data["results"]}
+    assert set(by_mode) == {"slo", "fixed"}
+    for s in by_mode.values():
+        assert s["requests"] == 12 and s["errors"] == 0 and 0 <= s["accuracy"] <= 1
+        assert s["ttft_p50_s"] is not None and s["fluidity_mean"] is not None
+    assert by_mode["fixed"]["mean_samples"] == 4.0 and by_mode["slo"]["mean_samples"] <= 4.0
+    assert (tmp_path / "serve_load_fake.png").stat().st_size > 10_000

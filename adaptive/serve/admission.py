@@ -1,23 +1,32 @@
 """Admission and load-aware budgets.
 
 LoadGovernor keeps what the server is doing (requests waiting, requests running, the samples planned for
-the ones running, the requests finished in the last `window_s`) and turns it into three things:
+the running ones, the backend runs and the requests finished recently) and turns it into:
 
 * admission: a request that finds `max_queue` requests already waiting is refused (429) with a Retry-After
-  of the time the backlog needs at the current rate;
-* pressure: how close the server is to its SLO, 1.0 = at the target. The larger of
-    latency  the SLO metric of recent requests against its target (p90 TTFT / ttft_s; p90 over requests of
-             their TBT p99 / tbt_s; for fluidity, the mean share of missed deadlines / (1 - target)), and
-    backlog  (for ttft and fluidity) the predicted wait of a new request, the samples admitted and not yet
-             finished divided by the compute rate (set, or measured: samples finished per second the
-             backend was busy), against ttft_s;
-* a sample price: 0 up to `relaxed` pressure, then rising geometrically from price_min to price_max at
-  pressure 1.0, infinite beyond. A request keeps the samples whose expected gain in success probability
-  is at least the price on its success curve (`priced_allocate`): the allocate policy's curve where the
-  policy has one, else best-of-b, 1 - (1 - p_hat)^b, from the request's difficulty estimate (p_hat 0.5
-  without one). Raising the price removes the samples of least marginal gain first — typically the
-  3rd, 4th... sample of an easy prompt, whose first sample is already likely right — and budgets recover
-  as the pressure falls. Budgets only ever shrink: the plan's max_samples is a ceiling.
+  of the time the work ahead needs at the current rate;
+* signals, each a ratio where 1.0 = at the target:
+    latency  the SLO metric of the requests finished in the last `window_s` against its target (p90 TTFT
+             / ttft_s; p90 over requests of their TBT p99 / tbt_s; for fluidity, the mean share of missed
+             deadlines / (1 - target));
+    backlog  (ttft and fluidity) the predicted time to first token of the batch being planned: the samples
+             ahead of it (running, and waiting at the recent mean per request) plus its own at full budget,
+             divided by the compute rate — set, or measured: the larger of the samples per busy second in
+             the window and the best single run of the last ten windows (the backend's rate grows with its
+             batch, so the recent rate under small budgets would understate what larger ones get) —
+             against ttft_s;
+* a batch's budgets. For ttft and fluidity the backend can finish `affordable` samples within the TTFT
+  target: rate x ttft_s x headroom, divided by the latency ratio when recent requests ran over (the rate
+  estimate was too kind), less the samples ahead. If the batch asks for more, a sample price is found —
+  the lowest at which the samples each request keeps fit in `affordable` — and each request keeps the
+  samples whose expected gain in success probability is at least that price on its success curve
+  (`priced_allocate`): the allocate policy's curve where the policy has one, else best-of-b,
+  1 - (1 - p_hat)^b, from the request's difficulty (p_hat 0.5 without an estimator). The samples of least
+  marginal gain go first — typically an easy prompt's third and fourth, whose first is already likely
+  right — and every request keeps at least one. For tbt (and before any rate is measured) the price follows
+  the latency ratio: 0 up to `relaxed`, then geometric from price_min to price_max at 1.0, infinite (one
+  sample each) at or above it. Budgets come back as the load falls; a plan's max_samples is only ever
+  lowered.
 
 All methods are thread-safe (the event loop admits, worker threads plan and report).
 """
@@ -39,6 +48,7 @@ from .settings import ServeSettings
 NEUTRAL = Difficulty(p_hat=0.5, bin=0, estimator="none")
 BEST_OF_B = Curve("best_of_b")
 MIN_LATENCY_SAMPLES = 3  # completions in the window before the latency signal counts
+PEAK_WINDOWS = 10        # how many windows back the best single run counts for the measured rate
 
 
 class Overloaded(Exception):
@@ -49,23 +59,26 @@ class Overloaded(Exception):
 
 @dataclass
 class Pressure:
-    value: float
+    value: float               # max(latency, backlog)
     latency: float
     backlog: float
-    price: float
     waiting: int
     running: int
-    rate: float | None       # samples/s used for the backlog (set or measured); None before any measurement
+    rate: float | None         # samples/s (set or measured); None before any measurement
+    affordable: float | None   # samples the backend can finish within the TTFT target; None: not predicted
+    price: float = 0.0         # the sample price the batch was planned at
 
     def to_dict(self) -> dict:
         return {"pressure": round(self.value, 4), "latency": round(self.latency, 4), "backlog": round(self.backlog, 4),
                 "price": None if math.isinf(self.price) else round(self.price, 6), "waiting": self.waiting,
-                "running": self.running, "rate": None if self.rate is None else round(self.rate, 3)}
+                "running": self.running, "rate": None if self.rate is None else round(self.rate, 3),
+                "affordable": None if self.affordable is None else round(self.affordable, 2)}
 
     def text(self) -> str:
         price = "inf (1 sample each)" if math.isinf(self.price) else f"{self.price:.4f}"
+        fit = "" if self.affordable is None else f"; {self.affordable:.1f} samples fit the target at {self.rate:.2f}/s"
         return (f"load pressure {self.value:.2f} (latency {self.latency:.2f}, backlog {self.backlog:.2f}; "
-                f"{self.waiting} waiting, {self.running} running) -> sample price {price}")
+                f"{self.waiting} waiting, {self.running} running{fit}) -> sample price {price}")
 
 
 class LoadGovernor:
@@ -79,6 +92,7 @@ class LoadGovernor:
         self._busy: deque = deque()      # (start, end, samples) of backend runs
         self._mean_samples = 1.0         # EWMA of samples per finished request (for requests not yet planned)
         self.last: Pressure | None = None
+        self.last_price = 0.0            # the price the last batch was planned at
 
     # -- admission ---------------------------------------------------------------------------------
     def admit(self) -> None:
@@ -140,7 +154,7 @@ class LoadGovernor:
         w = self.slo.window_s
         while self._recent and self._recent[0][0] < now - w:
             self._recent.popleft()
-        while self._busy and self._busy[0][1] < now - w:
+        while self._busy and self._busy[0][1] < now - PEAK_WINDOWS * w:
             self._busy.popleft()
 
     def _rate_locked(self) -> float | None:
@@ -148,23 +162,32 @@ class LoadGovernor:
             return float(self.slo.compute_rate)
         if not self._busy:
             return None
-        spans = sorted((s, e) for s, e, _ in self._busy)
-        busy, cur_s, cur_e = 0.0, spans[0][0], spans[0][1]
-        for s, e in spans[1:]:  # length of the union of the runs' intervals (workers overlap)
-            if s > cur_e:
-                busy += cur_e - cur_s
-                cur_s, cur_e = s, e
-            else:
-                cur_e = max(cur_e, e)
-        busy += cur_e - cur_s
-        samples = sum(n for _, _, n in self._busy)
-        return samples / busy if busy > 0 and samples > 0 else None
+        now = self.clock()
+        recent = sorted((s, e, n) for s, e, n in self._busy if e >= now - self.slo.window_s)
+        union = None
+        if recent:
+            busy, cur_s, cur_e = 0.0, recent[0][0], recent[0][1]
+            for s, e, _ in recent[1:]:  # length of the union of the runs' intervals (workers overlap)
+                if s > cur_e:
+                    busy += cur_e - cur_s
+                    cur_s, cur_e = s, e
+                else:
+                    cur_e = max(cur_e, e)
+            busy += cur_e - cur_s
+            samples = sum(n for _, _, n in recent)
+            union = samples / busy if busy > 0 and samples > 0 else None
+        peak = max((n / (e - s) for s, e, n in self._busy if e > s and n > 0), default=None)
+        rates = [r for r in (union, peak) if r is not None]
+        return max(rates) if rates else None
 
-    def _backlog_s_locked(self) -> float | None:
+    def _ahead_locked(self) -> float:
+        return self.planned_samples + self.waiting * self._mean_samples
+
+    def _backlog_s_locked(self, incoming: int = 0) -> float | None:
         rate = self._rate_locked()
         if rate is None:
             return None
-        return (self.planned_samples + self.waiting * self._mean_samples) / rate
+        return (self._ahead_locked() + incoming) / rate
 
     def _latency_ratio_locked(self) -> float:
         vals = [v for _, v, _ in self._recent if v is not None]
@@ -179,48 +202,80 @@ class LoadGovernor:
             return (1.0 - sum(vals) / len(vals)) / (1.0 - s.fluidity)
         return 0.0
 
-    def price_at(self, pressure: float) -> float:
+    def price_at(self, latency: float) -> float:
+        """The price the latency ratio alone sets (tbt, or before any rate is measured)."""
         s = self.slo
-        if s.metric == "off" or pressure <= s.relaxed:
+        if s.metric == "off" or latency <= s.relaxed:
             return 0.0
-        if pressure >= 1.0:
+        if latency >= 1.0:
             return math.inf
-        x = (pressure - s.relaxed) / (1.0 - s.relaxed)
+        x = (latency - s.relaxed) / (1.0 - s.relaxed)
         return s.price_min * (s.price_max / s.price_min) ** x
 
-    def pressure(self) -> Pressure:
+    def pressure(self, incoming: int = 0) -> Pressure:
+        """The load now; `incoming` = samples the requests being planned right now would take at full budget
+        (they are not counted as planned yet)."""
         with self._lock:
             self._trim(self.clock())
-            latency = self._latency_ratio_locked() if self.slo.metric != "off" else 0.0
-            backlog = 0.0
-            if self.slo.metric in ("ttft", "fluidity"):
-                wait = self._backlog_s_locked()
-                backlog = 0.0 if wait is None else wait / self.slo.ttft_s
-            value = max(latency, backlog)
-            p = Pressure(value, latency, backlog, self.price_at(value), self.waiting, self.running,
-                         self._rate_locked())
+            off = self.slo.metric == "off"
+            latency = 0.0 if off else self._latency_ratio_locked()
+            rate = self._rate_locked()
+            backlog, affordable = 0.0, None
+            if self.slo.metric in ("ttft", "fluidity") and rate is not None:
+                backlog = (self._ahead_locked() + incoming) / rate / self.slo.ttft_s
+                affordable = rate * self.slo.ttft_s * self.slo.headroom / max(1.0, latency) - self._ahead_locked()
+            p = Pressure(max(latency, backlog), latency, backlog, self.waiting, self.running, rate, affordable,
+                         0.0 if off or affordable is not None else self.price_at(latency))
             self.last = p
             return p
 
     # -- budgets -----------------------------------------------------------------------------------
-    def limit(self, plan: Plan, difficulty: Difficulty | None, curve: Curve | None,
-              pressure: Pressure) -> tuple[Plan, str]:
-        """The plan this request runs under the current pressure, and why (one line)."""
+    def limit(self, plans: list[Plan], difficulties: list[Difficulty | None], curve: Curve | None,
+              pressure: Pressure) -> tuple[list[Plan], list[str]]:
+        """The plans a batch runs under `pressure` (from pressure(incoming=their samples)), and why, one
+        line each. Sets pressure.price to the price the batch was planned at."""
         if self.slo.metric == "off":
-            return plan, "SLO off: full budget"
-        if plan.strategy not in SAMPLING:
-            return plan, f"{pressure.text()}; {plan.strategy} is not a sampling plan: not limited by load"
-        cap = plan.max_samples
-        if pressure.price == 0.0 or cap == 1:
-            return plan, f"{pressure.text()}; keeps {cap} sample{'s' * (cap > 1)}"
-        d = difficulty or NEUTRAL
-        if math.isinf(pressure.price):
-            b, gain = 1, None
+            return list(plans), ["SLO off: full budget"] * len(plans)
+        idx = [i for i, p in enumerate(plans) if p.strategy in SAMPLING]
+        diffs = [difficulties[i] or NEUTRAL for i in idx]
+        values = [(curve or BEST_OF_B).values(d, plans[i].max_samples) for i, d in zip(idx, diffs)]
+        price = pressure.price
+        if pressure.affordable is not None:
+            price = _fit_price(values, pressure.affordable)
+        pressure.price = self.last_price = price
+        out, why = list(plans), [""] * len(plans)
+        for i, d, v in zip(idx, diffs, values):
+            cap = plans[i].max_samples
+            if math.isinf(price):
+                b, gain = 1, None
+            else:
+                b, gain = priced_allocate(v, price, minimum=1)
+            if b < cap:
+                out[i] = plans[i].replace(max_samples=b)
+                reason = "one sample each" if gain is None else f"the next sample would add {gain:.4f}"
+                why[i] = f"samples {cap} -> {b} (p_hat {d.p_hat:.2f}: {reason})"
+            else:
+                why[i] = f"keeps {cap} sample{'s' * (cap > 1)} (p_hat {d.p_hat:.2f})"
+        head = pressure.text()
+        return out, [f"{head}; " + (w or f"{plans[i].strategy} is not a sampling plan: not limited by load")
+                     for i, w in enumerate(why)]
+
+
+def _fit_price(values: list[list[float]], affordable: float) -> float:
+    """The lowest price at which the samples the requests keep (priced_allocate) fit in `affordable`;
+    0 when their full budgets fit, inf when not even one sample each does."""
+    def total(price: float) -> int:
+        return sum(priced_allocate(v, price, minimum=1)[0] for v in values)
+
+    if not values or total(0.0) <= affordable:
+        return 0.0
+    if total(1.0) > affordable:  # a sample adds at most 1: at price 1 every request keeps one
+        return math.inf
+    lo, hi = 1e-9, 1.0
+    for _ in range(50):  # the total falls as the price rises: bisect on a log scale
+        mid = math.sqrt(lo * hi)
+        if total(mid) <= affordable:
+            hi = mid
         else:
-            values = (curve if curve is not None else BEST_OF_B).values(d, cap)
-            b, gain = priced_allocate(values, pressure.price, minimum=1)
-        if b >= cap:
-            return plan, f"{pressure.text()}; keeps {cap} samples (p_hat {d.p_hat:.2f})"
-        why = "at or over the target: 1 sample" if gain is None else \
-            f"the next sample would add {gain:.4f} expected success per sample"
-        return plan.replace(max_samples=b), f"{pressure.text()}; samples {cap} -> {b} (p_hat {d.p_hat:.2f}: {why})"
+            lo = mid
+    return hi

@@ -24,6 +24,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -70,10 +71,11 @@ def api_error(e: BaseException, request_id: str) -> ApiError:
 
 
 def _short(e: BaseException) -> str:
+    """What went wrong, without the upstream's address (that stays in the server log)."""
     text = str(e)
-    if "last error:" in text:  # the openai backend's message ends with what went wrong; the URL stays in the log
-        return "last error:" + text.split("last error:", 1)[1][:200]
-    return text[:200]
+    if "last error:" in text:  # the openai backend's message ends with what went wrong
+        text = "last error:" + text.split("last error:", 1)[1]
+    return re.sub(r"\b\w+://\S+", "<upstream>", text)[:200]
 
 
 def error_response(err: ApiError, request_id: str) -> JSONResponse:

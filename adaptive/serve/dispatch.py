@@ -234,13 +234,15 @@ class Dispatcher:
         gov = self.governor
 
         def limit(queries, planned: PlanBatch, policy) -> PlanBatch:
-            pressure = gov.pressure()
             curve = success_curve(policy)
-            plans, reasons = [], []
-            for job, plan, why in zip(jobs, planned.plans, planned.reasons or [None] * len(jobs)):
-                asked = plan.override(**job.req.overrides) if job.req.overrides else plan
-                capped = cap_plan(asked, self.max_samples, self.max_tokens)
-                final, load_why = gov.limit(capped, job.query.difficulty, curve, pressure)
+            asked_plans = [plan.override(**job.req.overrides) if job.req.overrides else plan
+                           for job, plan in zip(jobs, planned.plans)]
+            capped_all = [cap_plan(p, self.max_samples, self.max_tokens) for p in asked_plans]
+            pressure = gov.pressure(incoming=sum(p.max_samples if p.strategy in SAMPLING else 1 for p in capped_all))
+            plans, load_whys = gov.limit(capped_all, [q.difficulty for q in queries], curve, pressure)
+            reasons = []
+            for job, asked, capped, final, why, load_why in zip(jobs, asked_plans, capped_all, plans,
+                                                                planned.reasons or [None] * len(jobs), load_whys):
                 parts = [why]
                 if job.req.overrides:
                     parts.append("request sets " + ", ".join(f"{k}={v!r}" for k, v in sorted(job.req.overrides.items())))
@@ -249,7 +251,6 @@ class Dispatcher:
                 parts.append(load_why)
                 job.load = {**pressure.to_dict(), "samples_asked": capped.max_samples,
                             "samples_cap": final.max_samples}
-                plans.append(final)
                 reasons.append("; ".join(p for p in parts if p))
             return PlanBatch(plans, planned.report, reasons)
 

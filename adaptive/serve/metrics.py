@@ -3,7 +3,7 @@
 Counters: requests by endpoint and HTTP status, samples, prompt and generated tokens (what `usage` reports:
 everything spent). Histograms per answered request: end-to-end latency, TTFT, TBT p99, fluidity-index,
 samples. Gauges, read at scrape time from the load governor: requests waiting and running, load pressure
-and sample price (-1 while the price is infinite: every request gets one sample).
+and the last batch's sample price (-1 when infinite: one sample each).
 """
 from __future__ import annotations
 
@@ -45,8 +45,9 @@ class ServeMetrics:
             lambda: governor.running)
         Gauge("adaptive_load_pressure", "load against the SLO (1 = at the target)", registry=r).set_function(
             lambda: governor.pressure().value)
-        Gauge("adaptive_sample_price", "expected success a sample must add to be drawn (-1: infinite)",
-              registry=r).set_function(lambda: _finite(governor.pressure().price))
+        Gauge("adaptive_sample_price", "the last batch's sample price: expected success a sample had to add "
+              "(-1: infinite, one sample each)", registry=r).set_function(
+            lambda: _finite(governor.last_price))
 
     def request(self, endpoint: str, status: int) -> None:
         self.requests.labels(endpoint=endpoint, status=str(status)).inc()

@@ -2,9 +2,10 @@
 
 Requests. `/v1/chat/completions` takes `messages` (string content, or a list of text parts); `/v1/completions`
 takes one `prompt` string, sent without a chat template. OpenAI fields that map onto the plan:
-`max_tokens` (or `max_completion_tokens`) -> max_new_tokens, `temperature`, `top_p`, `seed`; `n` -> the
+`max_tokens` (or `max_completion_tokens`) -> max_new_tokens, `temperature`, `top_p`, `seed`; `n` > 1 -> the
 sample budget (max_samples: the request asks for n samples, and gets one choice, the decided answer;
-the samples are listed in `adaptive.samples`); `stop` -> stop strings. The extra body field `adaptive`
+the samples are listed in `adaptive.samples`; n = 1, which many clients send by default, leaves the
+policy's budget: ask for one sample with adaptive.max_samples = 1); `stop` -> stop strings. The extra body field `adaptive`
 may hold `budget` (the policy's budget, as in `AdaptiveGenerator.generate(budget=)`), `policy` (a name from
 the allow-list the server was started with) and any Plan field (`max_samples`, `stopping`, `wave_size`,
 `strategy`, ...). These override the policy's plan; the server's load governor may then lower
@@ -212,7 +213,7 @@ def parse_request(body, endpoint: str, *, model_name: str, policies, max_budget:
     if seed is not None:
         overrides["seed"] = seed
     n = _int(body, "n", 1, max_budget)
-    if n is not None:
+    if n is not None and n > 1:  # n = 1 is what many clients send by default: it leaves the policy's budget
         overrides["max_samples"] = n
 
     policy, budget = None, None
@@ -231,7 +232,7 @@ def parse_request(body, endpoint: str, *, model_name: str, policies, max_budget:
         budget = _int(ad, "budget", 1, max_budget, "adaptive.budget")
         for k in sorted(set(ad) & PLAN_FIELDS):
             overrides[k] = ad[k]
-        if "max_samples" in ad and n is not None and ad["max_samples"] != n:
+        if "max_samples" in ad and n is not None and n > 1 and ad["max_samples"] != n:
             raise bad(f"'n'={n} and 'adaptive.max_samples'={ad['max_samples']!r} disagree; give one",
                       "adaptive.max_samples")
         ms = overrides.get("max_samples")

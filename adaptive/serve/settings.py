@@ -5,9 +5,9 @@ SLOSettings say what latency the server holds and how: `metric` is the one the l
 deadlines every request's fluidity-index is computed against (and the targets of the ttft / tbt metrics),
 `fluidity` the lowest acceptable mean fluidity-index for the fluidity metric. `compute_rate` is the samples
 per second the backend sustains, used to predict how long admitted work will take (None: measured from
-the requests served). Pressure below `relaxed` spends every plan's full budget; from there up to 1.0 (the
-target) the sample price rises geometrically from `price_min` to `price_max`; at or above 1.0 every request
-gets its minimum of one sample.
+the requests served); the predicted work may fill `headroom` of the TTFT target. For the tbt metric (and
+before a rate is known) the sample price follows the latency ratio: 0 up to `relaxed`, then geometric from
+`price_min` to `price_max` at 1.0 (the target), and above it every request gets one sample. See admission.py.
 """
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ class SLOSettings:
     fluidity: float = 0.9
     compute_rate: float | None = None   # samples/s the backend sustains; None = measured
     window_s: float = 20.0              # recent completions that make the latency signal
-    relaxed: float = 0.5                # pressure at or below which budgets are not cut
+    headroom: float = 0.8               # share of the TTFT target the predicted work may fill
+    relaxed: float = 0.5                # latency ratio at or below which the latency price is 0
     price_min: float = 0.002            # sample price (expected success per sample) just above `relaxed`
     price_max: float = 0.25             # ... at the target
 
@@ -48,6 +49,8 @@ class SLOSettings:
         _positive("slo.compute_rate", self.compute_rate, allow_none=True)
         if not (isinstance(self.fluidity, (int, float)) and 0 < self.fluidity < 1):
             raise InputError(f"slo.fluidity={self.fluidity!r}: a fluidity-index target in (0, 1)")
+        if not (isinstance(self.headroom, (int, float)) and 0 < self.headroom <= 1):
+            raise InputError(f"slo.headroom={self.headroom!r}: a share of the target in (0, 1]")
         if not (isinstance(self.relaxed, (int, float)) and 0 <= self.relaxed < 1):
             raise InputError(f"slo.relaxed={self.relaxed!r}: a pressure in [0, 1)")
         if self.price_min >= self.price_max:
