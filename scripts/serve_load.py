@@ -178,13 +178,17 @@ def plot(results: list[dict], target: float, path: Path) -> None:
         rows = sorted((r for r in res["rows"] if "error" not in r), key=lambda r: r["done"])
         label = "SLO-aware (ttft)" if res["mode"] == "slo" else "fixed budget"
         c = colors[res["mode"]]
-        axes[0].step([r["sent"] for r in sorted(rows, key=lambda r: r["sent"])],
-                     [r["cap"] for r in sorted(rows, key=lambda r: r["sent"])], where="post", color=c, label=label)
+        by_sent = sorted(rows, key=lambda r: r["sent"])
+        caps = [r["cap"] for r in by_sent]
+        k = 6  # rolling mean over this many requests
+        rolling = [statistics.fmean(caps[max(0, i - k + 1):i + 1]) for i in range(len(caps))]
+        axes[0].plot([r["sent"] for r in by_sent], caps, ".", ms=4, color=c, alpha=0.5)
+        axes[0].plot([r["sent"] for r in by_sent], rolling, "-", color=c, label=f"{label} (mean of last {k})")
         axes[1].plot([r["done"] for r in rows], [r["ttft"] for r in rows], "o", ms=3, color=c, label=f"{label}: TTFT")
         axes[1].plot([r["done"] for r in rows], [r["latency"] for r in rows], "x", ms=3, color=c, alpha=0.5,
                      label=f"{label}: latency")
     axes[1].axhline(target, color="k", ls="--", lw=1, label=f"TTFT target {target:g} s")
-    axes[0].set_ylabel("sample budget (request's cap)")
+    axes[0].set_ylabel("sample budget per request")
     axes[1].set_ylabel("seconds")
     axes[1].set_xlabel("seconds since the start of the mode's run (low, high, low concurrency)")
     axes[0].legend(fontsize=8)

@@ -395,18 +395,27 @@ def test_governor_fits_a_batch_into_what_the_backend_can_do_within_the_target():
     assert 0 < p.price < 1 and all("samples 8 -> " in w for w in why)
     plans, _ = gov.limit([Plan(max_samples=2)] * 3, [easy, mid, hard], None, gov.pressure(incoming=6))
     assert [x.max_samples for x in plans] == [2, 2, 2]  # what fits is not cut
-    # requests ahead take their share first; the queue limit answers 429 with the time they need
+    # running requests' demand shares the capacity: a newcomer gets one price with them, not the leftovers
+    alone = gov.limit([plan], [mid], None, gov.pressure(incoming=8))[0][0].max_samples
+    gov.limit([plan] * 3, [easy, mid, hard], None, gov.pressure(incoming=24), keys=["a", "b", "c"])
+    shared = gov.limit([plan], [mid], None, gov.pressure(incoming=8), keys=["d"])[0][0].max_samples
+    assert alone == 8 and 1 <= shared < alone
+    for k in "abcd":
+        gov.dropped(started=True, key=k)
+    gov.running = 0
+    assert gov.limit([plan], [mid], None, gov.pressure(incoming=8))[0][0].max_samples == 8  # demand gone
+    # requests still waiting take their share first; the queue limit answers 429 with the time they need
     for _ in range(3):
         gov.admit()
     with pytest.raises(Overloaded) as e:
         gov.admit()
     assert e.value.retry_after_s == 1
-    gov.start()
-    gov.planned(8)                                    # 8 running + 2 waiting: nothing fits any more
     p = gov.pressure(incoming=8)
-    assert p.affordable < 0 and p.backlog == pytest.approx(1.8)
+    assert p.affordable == pytest.approx(8.0 - 3) and p.backlog == pytest.approx(1.1)
+    gov.slo = SLOSettings(metric="ttft", ttft_s=1.0, compute_rate=2.0)  # 1.6 samples fit; 3 wait ahead
+    p = gov.pressure(incoming=8)
     plans, _ = gov.limit([plan], [hard], None, p)
-    assert plans[0].max_samples == 1 and math.isinf(p.price)
+    assert p.affordable < 1 and plans[0].max_samples == 1 and math.isinf(p.price)
     off = LoadGovernor(ServeSettings(slo=SLOSettings(metric="off")), clock=clock)
     off.admit()
     off.start()

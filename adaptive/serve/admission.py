@@ -9,21 +9,20 @@ the running ones, the backend runs and the requests finished recently) and turns
     latency  the SLO metric of the requests finished in the last `window_s` against its target (p90 TTFT
              / ttft_s; p90 over requests of their TBT p99 / tbt_s; for fluidity, the mean share of missed
              deadlines / (1 - target));
-    backlog  (ttft and fluidity) the predicted time to first token of the batch being planned: the samples
-             ahead of it (running, and waiting at the recent mean per request) plus its own at full budget,
-             divided by the compute rate — set, or measured: the larger of the samples per busy second in
-             the window and the best single run of the last ten windows (the backend's rate grows with its
-             batch, so the recent rate under small budgets would understate what larger ones get) —
-             against ttft_s;
+    backlog  (ttft and fluidity) the samples running, waiting (at the recent mean per request) and being
+             planned (at full budget), divided by the compute rate — set, or measured: the larger of the
+             samples per busy second in the window and the best single run of the last ten windows (the
+             backend's rate grows with its batch, so the recent rate under small budgets would understate
+             what larger ones get) — against ttft_s;
 * a batch's budgets. For ttft and fluidity the backend can finish `affordable` samples within the TTFT
   target: rate x ttft_s x headroom, divided by the latency ratio when recent requests ran over (the rate
-  estimate was too kind), less the samples ahead. If the batch asks for more, a sample price is found —
-  the lowest at which the samples each request keeps fit in `affordable` — and each request keeps the
-  samples whose expected gain in success probability is at least that price on its success curve
-  (`priced_allocate`): the allocate policy's curve where the policy has one, else best-of-b,
-  1 - (1 - p_hat)^b, from the request's difficulty (p_hat 0.5 without an estimator). The samples of least
-  marginal gain go first — typically an easy prompt's third and fourth, whose first is already likely
-  right — and every request keeps at least one. For tbt (and before any rate is measured) the price follows
+  estimate was too kind), less the samples of requests still waiting. A sample price clears that
+  capacity: the lowest price at which the samples kept by the running requests and the batch fit in it.
+  Each request of the batch keeps the samples whose expected gain in success probability is at least the
+  price on its success curve (`priced_allocate`): the allocate policy's curve where the policy has one,
+  else best-of-b, 1 - (1 - p_hat)^b, from the request's difficulty (p_hat 0.5 without an estimator). The
+  samples of least marginal gain go first — typically an easy prompt's third and fourth, whose first is
+  already likely right — and every request keeps at least one. For tbt (and before any rate is measured) the price follows
   the latency ratio: 0 up to `relaxed`, then geometric from price_min to price_max at 1.0, infinite (one
   sample each) at or above it. Budgets come back as the load falls; a plan's max_samples is only ever
   lowered.
@@ -88,6 +87,7 @@ class LoadGovernor:
         self.waiting = 0                 # admitted, not started
         self.running = 0                 # started (decided or executing), not finished
         self.planned_samples = 0         # samples planned for the running requests
+        self._demand: dict = {}          # running request -> its success curve up to the samples it asked for
         self._recent: deque = deque()    # (finish time, metric value or None, samples)
         self._busy: deque = deque()      # (start, end, samples) of backend runs
         self._mean_samples = 1.0         # EWMA of samples per finished request (for requests not yet planned)
@@ -109,9 +109,10 @@ class LoadGovernor:
             self.waiting -= 1
             self.running += 1
 
-    def dropped(self, started: bool, planned: int = 0) -> None:
+    def dropped(self, started: bool, planned: int = 0, key=None) -> None:
         """A request left without an answer (cancelled, timed out or failed); `planned` samples were counted."""
         with self._lock:
+            self._demand.pop(key, None)
             if started:
                 self.running -= 1
                 self.planned_samples -= planned
@@ -122,10 +123,11 @@ class LoadGovernor:
         with self._lock:
             self.planned_samples += samples
 
-    def finished(self, planned: int, metric: float | None, samples: int) -> None:
+    def finished(self, planned: int, metric: float | None, samples: int, key=None) -> None:
         """A running request is done: `metric` is its SLO metric (None when it has none), `samples` spent."""
         now = self.clock()
         with self._lock:
+            self._demand.pop(key, None)
             self.running -= 1
             self.planned_samples -= planned
             self._recent.append((now, metric, samples))
@@ -223,7 +225,8 @@ class LoadGovernor:
             backlog, affordable = 0.0, None
             if self.slo.metric in ("ttft", "fluidity") and rate is not None:
                 backlog = (self._ahead_locked() + incoming) / rate / self.slo.ttft_s
-                affordable = rate * self.slo.ttft_s * self.slo.headroom / max(1.0, latency) - self._ahead_locked()
+                affordable = (rate * self.slo.ttft_s * self.slo.headroom / max(1.0, latency)
+                              - self.waiting * self._mean_samples)
             p = Pressure(max(latency, backlog), latency, backlog, self.waiting, self.running, rate, affordable,
                          0.0 if off or affordable is not None else self.price_at(latency))
             self.last = p
@@ -231,17 +234,25 @@ class LoadGovernor:
 
     # -- budgets -----------------------------------------------------------------------------------
     def limit(self, plans: list[Plan], difficulties: list[Difficulty | None], curve: Curve | None,
-              pressure: Pressure) -> tuple[list[Plan], list[str]]:
+              pressure: Pressure, keys: list | None = None) -> tuple[list[Plan], list[str]]:
         """The plans a batch runs under `pressure` (from pressure(incoming=their samples)), and why, one
-        line each. Sets pressure.price to the price the batch was planned at."""
+        line each. The price clears the market of the running requests and this batch: it is the lowest
+        at which all their kept samples fit in pressure.affordable (the running requests' plans are fixed,
+        but counting what they asked for keeps one price for everyone, so a lone request arriving among
+        busy ones gets a fair share, not the leftovers). `keys` name the batch's requests, which count as
+        running demand until finished() or dropped() with the same key. Sets pressure.price."""
         if self.slo.metric == "off":
             return list(plans), ["SLO off: full budget"] * len(plans)
         idx = [i for i, p in enumerate(plans) if p.strategy in SAMPLING]
         diffs = [difficulties[i] or NEUTRAL for i in idx]
         values = [(curve or BEST_OF_B).values(d, plans[i].max_samples) for i, d in zip(idx, diffs)]
         price = pressure.price
-        if pressure.affordable is not None:
-            price = _fit_price(values, pressure.affordable)
+        with self._lock:
+            if pressure.affordable is not None:
+                price = _fit_price(list(self._demand.values()) + values, pressure.affordable)
+            for i, v in zip(idx, values):
+                if keys is not None:
+                    self._demand[keys[i]] = v
         pressure.price = self.last_price = price
         out, why = list(plans), [""] * len(plans)
         for i, d, v in zip(idx, diffs, values):
@@ -263,7 +274,7 @@ class LoadGovernor:
 
 def _fit_price(values: list[list[float]], affordable: float) -> float:
     """The lowest price at which the samples the requests keep (priced_allocate) fit in `affordable`;
-    0 when their full budgets fit, inf when not even one sample each does."""
+    0 when their full budgets fit, inf when not even one sample each does (at any price each keeps one)."""
     def total(price: float) -> int:
         return sum(priced_allocate(v, price, minimum=1)[0] for v in values)
 

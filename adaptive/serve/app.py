@@ -209,16 +209,16 @@ def create_app(controller, settings: ServeSettings, *, policies: dict | None = N
             req = parse_request(body, endpoint, model_name=settings.model_name, policies=policies,
                                 max_budget=settings.max_budget, max_tokens=settings.max_tokens)
             req.id = rid
+            query = controller.query(req.prompt, extract=extract, raw=req.raw)  # its clock starts: arrival
+            query.stop = req.stop
             policy = policies[req.policy or settings.default_policy]
             check_plan(req, policy)
             n_prompt = await asyncio.to_thread(count_prompt, req.prompt, req.raw)
             if n_prompt > settings.max_prompt_tokens:
                 raise bad(f"the prompt is {n_prompt} tokens; this server's limit is {settings.max_prompt_tokens}",
                           "messages" if endpoint == "chat" else "prompt", "context_length_exceeded")
-            query = controller.query(req.prompt, extract=extract, raw=req.raw)
-            query.stop = req.stop
             governor.admit()
-        except BaseException as e:
+        except Exception as e:
             err = api_error(e, rid)
             metrics.request(route, err.status)
             return error_response(err, rid)
@@ -227,7 +227,7 @@ def create_app(controller, settings: ServeSettings, *, policies: dict | None = N
                   deadline=time.monotonic() + settings.request_timeout_s)
         try:
             state["dispatcher"].submit(job)
-        except BaseException as e:
+        except Exception as e:
             governor.dropped(started=False)
             err = api_error(e, rid)
             metrics.request(route, err.status)
@@ -239,7 +239,10 @@ def create_app(controller, settings: ServeSettings, *, policies: dict | None = N
                 return Response(status_code=499)
             if msg[0] == "error":
                 raise msg[1]
-        except BaseException as e:
+        except asyncio.CancelledError:
+            job.cancel()
+            raise
+        except Exception as e:
             job.cancel()
             err = api_error(e, rid)
             metrics.request(route, err.status)

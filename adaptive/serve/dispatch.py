@@ -222,7 +222,7 @@ class Dispatcher:
             events.close()
         if result is None:  # cancelled: the caller is gone
             self.governor.busy(t0, self.governor.clock(), 1)
-            self.governor.dropped(started=True, planned=job.planned)
+            self.governor.dropped(started=True, planned=job.planned, key=job.req.id)
             job.post(("error", ApiError(499, "the client closed the stream", code="client_closed")))
             return
         self.governor.busy(t0, self.governor.clock(), result.compute.samples)
@@ -239,7 +239,8 @@ class Dispatcher:
                            for job, plan in zip(jobs, planned.plans)]
             capped_all = [cap_plan(p, self.max_samples, self.max_tokens) for p in asked_plans]
             pressure = gov.pressure(incoming=sum(p.max_samples if p.strategy in SAMPLING else 1 for p in capped_all))
-            plans, load_whys = gov.limit(capped_all, [q.difficulty for q in queries], curve, pressure)
+            plans, load_whys = gov.limit(capped_all, [q.difficulty for q in queries], curve, pressure,
+                                         keys=[job.req.id for job in jobs])
             reasons = []
             for job, asked, capped, final, why, load_why in zip(jobs, asked_plans, capped_all, plans,
                                                                 planned.reasons or [None] * len(jobs), load_whys):
@@ -258,7 +259,8 @@ class Dispatcher:
 
     # -- answers -----------------------------------------------------------------------------------
     def _done(self, job: Job, result) -> None:
-        self.governor.finished(job.planned, self.governor.metric_of(result.compute), result.compute.samples)
+        self.governor.finished(job.planned, self.governor.metric_of(result.compute), result.compute.samples,
+                               key=job.req.id)
         if self.on_finished is not None:
             try:
                 self.on_finished(job, result)
@@ -267,5 +269,5 @@ class Dispatcher:
         job.post(("done", result, job.load))
 
     def _fail(self, job: Job, e: BaseException) -> None:
-        self.governor.dropped(started=True, planned=job.planned)
+        self.governor.dropped(started=True, planned=job.planned, key=job.req.id)
         job.post(("error", e))
