@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from adaptive.bank import Bank, BankPrompt, BankSample, NotReplayable, Simulator, simulate
+from adaptive.bank import Bank, NotReplayable, Simulator, simulate
+from adaptive.graded import GradedPrompt, GradedSample
 from adaptive.errors import ConfigError
 from adaptive.plan import Plan
 from adaptive.policies import parse_policy
@@ -12,8 +13,8 @@ from adaptive.stopping import esc_expected_samples
 
 
 def prompt(pid, answers, gold="g", tokens=10, p_hat=None, bin_=None):
-    return BankPrompt(pid, f"question {pid}", gold,
-                      [BankSample(a, float(a == gold), tokens) for a in answers], {}, p_hat, bin_)
+    return GradedPrompt(pid, f"question {pid}", gold,
+                      [GradedSample(a, float(a == gold), tokens) for a in answers], {}, p_hat, bin_)
 
 
 def test_esc_mean_samples_matches_closed_form():
@@ -130,9 +131,9 @@ def _random_bank(n=12, k=10, seed=0, confidences=False):
     for i in range(n):
         p = rng.dirichlet([1.0] * 4)
         answers = [None if a == 3 else "abc"[a] for a in rng.choice(4, size=k, p=p)]
-        samples = [BankSample(a, float(a == "a"), int(rng.integers(5, 30)), None,
-                              float(rng.uniform(0.5, 3.0)) if confidences else None) for a in answers]
-        prompts.append(BankPrompt(str(i), f"q{i}", "a", samples, {}))
+        samples = [GradedSample(a, float(a == "a"), int(rng.integers(5, 30)),
+                                confidence=float(rng.uniform(0.5, 3.0)) if confidences else None) for a in answers]
+        prompts.append(GradedPrompt(str(i), f"q{i}", "a", samples, {}))
     return Bank(prompts)
 
 
@@ -180,3 +181,27 @@ def test_sweep_curve_equals_at_every_level():
         r = sweep.at(level)
         assert cv["accuracy"][k] == pytest.approx(r["acc"].mean(), abs=1e-12)
         assert cv["mean_samples"][k] == pytest.approx(r["samples"].mean(), abs=1e-12)
+
+
+def test_bank_confidence_is_deepconf_and_mean_logprob_stays_mean_logprob(tmp_path):
+    import yaml
+
+    from adaptive.backends.fake import FakeBackend
+    from adaptive.confidence import trace_confidence
+    from adaptive.evaluate import load_config, run_eval
+
+    plan = {"max_samples": 2, "max_new_tokens": 16, "seed": 0}
+    cfg = {"task": "arith_mixed", "limit": 2, "seed": 0, "shuffle": False,
+           "policies": [{"name": "plain", "plan": plan},
+                        {"name": "conf", "plan": {**plan, "verifier": "confidence", "aggregation": "weighted"}}]}
+    cpath = tmp_path / "c.yaml"
+    cpath.write_text(yaml.safe_dump(cfg))
+    fake = FakeBackend(["The answer is 2."], logprob=-0.5)
+    run_eval(load_config(cpath), tmp_path / "run", backend=fake, progress=False, report=False)
+    plain = Bank.from_eval_records(tmp_path / "run", policy="plain")
+    assert all(s.mean_logprob == -0.5 and s.confidence is None for p in plain.prompts for s in p.samples)
+    conf = Bank.from_eval_records(tmp_path / "run", policy="conf")
+    # FakeBackend's top-2 logprobs are [-0.5, -1.5] at every position: token confidence 1.0
+    want = trace_confidence([[-0.5, -1.5]] * 5)
+    assert want == 1.0
+    assert all(s.confidence == want and s.mean_logprob == -0.5 for p in conf.prompts for s in p.samples)

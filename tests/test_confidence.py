@@ -100,3 +100,33 @@ def test_bottom_percent_confidence():
     for bad in (0, -5, 101):
         with pytest.raises(InputError):
             bottom_percent_confidence(c, 1, percent=bad)
+
+
+def test_one_set_of_constants():
+    from adaptive import confidence as C
+    from adaptive.backends.base import SamplingParams
+    from adaptive.estimators.sample_probe import DEFAULT_PARAMS, SampleProbeEstimator
+    from adaptive.stopping import make_rule
+    from adaptive.verifiers.logprob import Confidence
+
+    v = Confidence()
+    assert (v.window, v.tail) == (C.DEFAULT_WINDOW, C.DEFAULT_TAIL)
+    assert make_rule("confidence", {}).window == C.DEFAULT_WINDOW
+    assert SamplingParams().confidence_window == C.DEFAULT_WINDOW
+    assert DEFAULT_PARAMS["top_logprobs"] == C.TOP_LOGPROBS
+    probe = SampleProbeEstimator()
+    assert (probe.window, probe.tail) == (C.DEFAULT_WINDOW, C.DEFAULT_TAIL)
+
+
+def test_trace_confidence_modes_and_last_group():
+    from adaptive.confidence import last_group_confidence, trace_confidence
+
+    tops = [[-1.0, -3.0], [-0.5, -0.5], [-2.0, -2.0]]  # token confidences 2, 0.5, 2
+    assert trace_confidence(tops, "mean") == pytest.approx(1.5)
+    assert trace_confidence(tops, "lowest_group", window=2) == pytest.approx(1.25)
+    assert trace_confidence(tops, "tail", tail=1) == pytest.approx(2.0)
+    assert trace_confidence(tops, "bottom10", window=1) == pytest.approx(0.5)
+    assert last_group_confidence([2, 0.5, 2], 2) == pytest.approx(1.25)
+    assert last_group_confidence([2], 2) is None
+    with pytest.raises(InputError, match="mode"):
+        trace_confidence(tops, "median")

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from adaptive.backends.fake import FakeBackend
-from adaptive.bank import Bank, BankPrompt, BankSample
+from adaptive.bank import Bank
+from adaptive.graded import GradedPrompt, GradedSample
 from adaptive.demo import parse_demo_config, run_demo
 from adaptive.demo.report import Bootstrap, _ratio, place_labels, uniform_subsets
 from adaptive.errors import ConfigError
@@ -42,9 +43,9 @@ def tiny_demo(tmp_path):
 
     spec, examples, _ = load_task(str(tmp_path / "task.yaml"), shuffle=False)
     train, held = split_by_text(examples)
-    bank = Bank([BankPrompt(ex.id, ex.prompt, ex.gold,
-                            [BankSample(a := spec.extract(_script(ex.prompt, "", j, None), ex),
-                                        float(spec.grade(a, ex)), 6, None, 1.0) for j in range(12)], dict(ex.meta))
+    bank = Bank([GradedPrompt(ex.id, ex.prompt, ex.gold,
+                            [GradedSample(a := spec.extract(_script(ex.prompt, "", j, None), ex),
+                                          float(spec.grade(a, ex)), 6, confidence=1.0) for j in range(12)], dict(ex.meta))
                  for ex in train], {"plan": {"strategy": "self_consistency", "max_new_tokens": 16}})
     bank.save(tmp_path / "bank.jsonl.gz")
     cfg = {"task": str(tmp_path / "task.yaml"), "bank": {"file": str(tmp_path / "bank.jsonl.gz"), "samples": 12},
@@ -74,7 +75,7 @@ def test_demo_runs_end_to_end_and_resumes(tiny_demo):
     recs = [json.loads(x) for x in (out / "live/records.jsonl").read_text().splitlines()]
     assert len(recs) == 20 * 4 and all(r["decision"]["plan"] for r in recs)
     adaptive = [r for r in recs if r["policy"] == "adaptive_b2"]
-    assert all(r["difficulty"] is not None for r in adaptive)  # the estimator scored every live prompt
+    assert all(r["p_hat"] is not None for r in adaptive)  # the estimator scored every live prompt
     # resume: nothing is drawn again
     calls = len(backend.calls)
     run_demo(cfg, out, backend=backend, quiet=True)

@@ -59,7 +59,7 @@ def test_sampling_and_beta_stopping_through_server():
         # token counts come from the server's usage, nothing lost or double counted
         assert sum(r.compute.generated_tokens for r in results) == b.totals.generated_tokens == srv.completion_tokens_sent
         assert sum(r.compute.samples for r in results) == b.totals.samples
-        assert b.supports_n is True and all(body.get("stream") for body in srv.requests)
+        assert b.caps.n is True and all(body.get("stream") for body in srv.requests)
         assert all(body["stream_options"] == {"include_usage": True} for body in srv.requests)
 
 
@@ -148,7 +148,7 @@ def test_n_ignored_falls_back_to_concurrent_requests_with_distinct_seeds():
 
     with FakeOpenAIServer(script, support_n=False) as srv, backend(srv) as b:
         g = b.generate([Request("q", n=4)], SamplingParams(seed=11))
-        assert len(g.completions[0]) == 4 and b.supports_n is False
+        assert len(g.completions[0]) == 4 and b.caps.n is False
         assert srv.requests[0]["n"] == 4 and all("n" not in r for r in srv.requests[1:])
         assert len(set(seeds)) == 4  # the first call's seed plus three derived ones
         g = b.generate([Request("q", n=3)], SamplingParams(seed=12))
@@ -170,7 +170,7 @@ def test_prefix_continuation_and_fallbacks(tokenizer):
             g = b.generate([Request("What is 3 + 3?", prefix="Let me think.")], SamplingParams())
             assert g.completions[0][0].text == "The answer is 6."
             assert srv.paths[-1] == "/v1/completions" and srv.requests[-1]["prompt"].endswith("Let me think.")
-            assert b.supports_prefix is False
+            assert b.caps.prefix is False
 
 
 def test_strict_server_refusals_are_learned_or_named():
@@ -291,7 +291,7 @@ def test_real_transformers_serve(real_server, tokenizer):
     try:
         g = b.generate([Request("What is 2 + 3? Answer with a number.", n=2)],
                        SamplingParams(max_new_tokens=12, temperature=0.7, seed=3))
-        assert len(g.completions[0]) == 2 and b.supports_n is False  # transformers serve ignores n
+        assert len(g.completions[0]) == 2 and b.caps.n is False  # transformers serve ignores n
         for c in g.completions[0]:
             assert c.n_tokens >= 1 and len(c.token_times) == c.n_tokens and c.finish_reason in ("eos", "length")
         assert g.usage.generated_tokens == sum(c.n_tokens for c in g.completions[0]) and not g.usage.counted_locally
@@ -305,3 +305,200 @@ def test_real_transformers_serve(real_server, tokenizer):
         assert b.stats.failed == 0
     finally:
         b.close()
+
+
+# --- bugs found against vLLM, reproduced on the fake server (it seeds choice i with seed + i, as vLLM) --
+
+def _seed_script(prompt, prefix, i, seed):
+    return f"The answer is {seed}."
+
+
+def test_waves_with_a_seed_draw_distinct_samples():
+    """Wave k was seeded plan.seed + k: with vLLM's seed + i per choice, wave k's second sample was wave
+    k+1's first. Seeds now follow the samples already drawn, so every sample has its own seed."""
+    with FakeOpenAIServer(_seed_script) as srv, backend(srv) as b:
+        r = run_sampling_batch(tasks(1), [Plan(max_samples=6, wave_size=2, seed=1)], b)[0]
+        assert [s.answer for s in r.samples] == ["1", "2", "3", "4", "5", "6"]
+        assert [(body["seed"], body["n"]) for body in srv.requests] == [(1, 2), (3, 2), (5, 2)]
+
+
+def test_cli_wave_and_seed_give_distinct_samples(capsys):
+    import json
+
+    from adaptive.cli import main
+
+    with FakeOpenAIServer(_seed_script) as srv:
+        rc = main(["generate", "What is 1 + 1?", "--backend", "openai", "--base-url", srv.url, "--model", "fake-model",
+                   "--samples", "4", "--wave", "2", "--seed", "1", "--json"])
+        assert rc == 0
+        answers = [s["answer"] for s in json.loads(capsys.readouterr().out)["samples"]]
+        assert answers == ["1", "2", "3", "4"]
+
+
+def test_search_and_refine_calls_never_share_seeds():
+    def script(prompt, prefix, i, seed):
+        return f"Step {seed} of {len(prefix)}.\n\nmore"
+
+    with FakeOpenAIServer(script) as srv, backend(srv) as b:
+        plan = Plan(strategy="beam_search", verifier="logprob", search_width=2, search_beams=2, search_depth=3, seed=5,
+                    max_new_tokens=16)
+        run_strategy_on(b, plan)
+        ranges = [(body["seed"], body["seed"] + body.get("n", 1)) for body in srv.requests]
+        seeds = [s for lo, hi in ranges for s in range(lo, hi)]
+        assert len(ranges) == 5 and len(seeds) == len(set(seeds)) == 10  # 1 root call, 2 beams x 2 depths
+    with FakeOpenAIServer(lambda p, pre, i, seed: f"The answer is {seed}.") as srv, backend(srv) as b:
+        run_strategy_on(b, Plan(strategy="refine", refine_steps=2, seed=5, max_new_tokens=16))
+        seeds = [body["seed"] for body in srv.requests]
+        assert len(seeds) >= 3 and len(set(seeds)) == len(seeds)
+
+
+def run_strategy_on(b, plan):
+    from adaptive.strategies import run_strategy
+    from adaptive.verifiers.base import make_verifier
+
+    verifier = make_verifier(plan.verifier, plan.verifier_params, b) if plan.verifier else None
+    return run_strategy(tasks(1)[0], plan, b, verifier)
+
+
+def test_greedy_with_several_samples_is_split_into_single_calls():
+    """vLLM refuses n > 1 at temperature 0 with a 400 that does not quote 'n': learned, then split."""
+    with FakeOpenAIServer() as srv, backend(srv) as b:
+        g = b.generate([Request("What is 2 + 5?", n=3)], SamplingParams(temperature=0, seed=4))
+        assert [c.text for c in g.completions[0]] == ["The answer is 7."] * 3
+        assert srv.requests[0]["n"] == 3 and [r.get("n", 1) for r in srv.requests[1:]] == [1, 1, 1]
+        assert sorted(r["seed"] for r in srv.requests[1:]) == [4, 5, 6]
+        assert b.caps.greedy_n is False and b.caps.n is not False and b.stats.failed == 0
+        assert g.usage.samples == 3 and g.usage.generated_tokens == 15
+        before = len(srv.requests)
+        b.generate([Request("What is 2 + 5?", n=2)], SamplingParams(temperature=0))  # known now: no 400
+        assert [r.get("n", 1) for r in srv.requests[before:]] == [1, 1]
+        b.generate([Request("What is 2 + 5?", n=2)], SamplingParams(temperature=0.5))  # sampling keeps n
+        assert srv.requests[-1]["n"] == 2
+        r = run_sampling_batch(tasks(1), [Plan(max_samples=3, temperature=0.0)], b)[0]
+        assert r.answer == "2" and r.compute.samples == 3
+
+
+def test_confidence_floor_aborts_a_sample_by_closing_its_stream():
+    long = " ".join(f"w{i}" for i in range(40))
+    with FakeOpenAIServer(lambda p, pre, i, seed: long, token_delay_s=0.01) as srv, backend(srv) as b:
+        # the fake's top-5 logprobs -0.1 .. -2.1 give token confidence 1.1: below a floor of 2, cut after 3 tokens
+        g = b.generate([Request("go", n=2)], SamplingParams(max_new_tokens=40, top_logprobs=5, confidence_floor=2.0,
+                                                            confidence_window=3, seed=0))
+        for c in g.completions[0]:
+            assert (c.finish_reason, c.n_tokens, c.text) == ("abort", 3, " ".join(long.split()[:3]))
+            assert len(c.token_times) == len(c.logprobs) == 3
+        assert [r.get("n", 1) for r in srv.requests] == [1, 1]  # each sample in its own stream, so each can be cut
+        assert all(r["stream_options"]["continuous_usage_stats"] for r in srv.requests)
+        assert g.usage.generated_tokens == 6 and g.usage.prompt_tokens == 1 and not g.usage.counted_locally
+        deadline = time.monotonic() + 5
+        while srv.disconnects < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert srv.disconnects == 2 and not srv.completed  # the server saw both streams closed early
+        g = b.generate([Request("go")], SamplingParams(max_new_tokens=5, top_logprobs=5, confidence_floor=0.5,
+                                                       confidence_window=3))
+        assert g.completions[0][0].finish_reason == "length"  # above the floor: nothing cut
+
+
+def test_cached_prompt_tokens_from_the_server_reach_the_ledger_and_flops():
+    from adaptive.backends.hf.loading import embedded_model_dir
+    from adaptive.metrics.flops import prefill_flops
+
+    prompt = "What is 3 + 4? " + "Think about it carefully. " * 6
+    with FakeOpenAIServer(prompt_cache=True) as srv, backend(srv, model_config=str(embedded_model_dir())) as b:
+        first = b.generate([Request(prompt)], SamplingParams(max_new_tokens=8)).usage
+        second = b.generate([Request(prompt)], SamplingParams(max_new_tokens=8)).usage
+        p = first.prompt_tokens
+        assert first.cached_prompt_tokens == 0 and second.cached_prompt_tokens == (p - 1) // 4 * 4 > 0
+        s = b.flops_spec
+        saved = prefill_flops(s.n_params_non_embedding, s.n_layers, s.d_attn, p) - prefill_flops(
+            s.n_params_non_embedding, s.n_layers, s.d_attn, p - second.cached_prompt_tokens,
+            past_len=second.cached_prompt_tokens)
+        assert first.flops - second.flops == pytest.approx(saved)
+        ledger = Ledger()
+        ledger.add(second)
+        record = ledger.close()
+        assert (record.cached_prompt_tokens, record.flops) == (second.cached_prompt_tokens, second.flops)
+
+
+# --- the process exits: no thread or event loop outlives its owner -------------------------------------
+
+MODULE_LEVEL = """
+import sys
+from adaptive.errors import AdaptiveError
+from adaptive.generator import AdaptiveGenerator
+
+gen = AdaptiveGenerator.from_server(sys.argv[1], "fake-model", max_retries=0)  # held at module level (README)
+try:
+    print(gen.generate("What is 2 + 3?", samples=1).answer, flush=True)
+except AdaptiveError as e:
+    print("error:", e, flush=True)
+"""
+
+
+@pytest.mark.parametrize("outcome", ["answer", "error"])
+def test_module_level_server_generator_exits_promptly(tmp_path, outcome):
+    import subprocess
+    import sys
+
+    script = tmp_path / "hold.py"
+    script.write_text(MODULE_LEVEL)
+    faults = {"kind": "500", "times": None} if outcome == "error" else None
+    with FakeOpenAIServer(faults=faults) as srv:
+        proc = subprocess.Popen([sys.executable, str(script), srv.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        try:
+            line = proc.stdout.readline()
+            last_line = time.monotonic()
+            rc = proc.wait(timeout=60)
+        finally:
+            proc.kill()
+        exit_s = time.monotonic() - last_line
+    assert line.strip() == ("5" if outcome == "answer" else f"error: OpenAI-compatible server {srv.url}"
+                            "/chat/completions failed after 1 attempts (0 retries); last error: HTTP 500: "
+                            '{"error": {"message": "injected 500"}}'), proc.stderr.read()
+    assert rc == 0 and exit_s < 5
+
+
+def test_cli_with_nothing_listening_exits_2_with_one_line_within_30_s():
+    import inspect
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "adaptive", "generate", "hi", "--backend", "openai", "--base-url",
+                        f"http://127.0.0.1:{port}/v1", "--model", "x"], capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - t0
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and took < 30, r.stderr
+    assert lines[0].startswith("adaptive: error:") and "cannot connect" in lines[0] and str(port) in lines[0]
+    # A host that never answers (no refusal) also gives up within 30 s with the defaults: every attempt's
+    # connect timeout plus the longest backoffs between them.
+    d = {k: p.default for k, p in inspect.signature(OpenAIBackend).parameters.items()}
+    worst = (d["max_retries"] + 1) * d["connect_timeout_s"] + sum(d["backoff_base_s"] * 2 ** a
+                                                                   for a in range(d["max_retries"]))
+    assert worst <= 30
+
+
+def test_close_or_collection_stops_the_loop_thread():
+    import gc
+
+    with FakeOpenAIServer() as srv:
+        b = backend(srv)
+        b.generate([Request("What is 1 + 1?")], SamplingParams())
+        thread = b.session._loop.thread
+        b.close()
+        b.close()  # idempotent
+        assert not thread.is_alive()
+        with pytest.raises(AdaptiveError, match="closed"):  # a new loop thread would outlive the backend
+            b.generate([Request("What is 1 + 1?")], SamplingParams())
+        b = backend(srv)
+        b.generate([Request("What is 1 + 1?")], SamplingParams())
+        thread = b.session._loop.thread
+        del b
+        gc.collect()
+        thread.join(5)
+        assert not thread.is_alive()

@@ -16,8 +16,9 @@ from adaptive.tune.config import load_tune_config
 
 EXPECTED = {
     "eval": {"default", "gsm8k", "backend_compare", "bank_arith"},
-    "tune": {"default"},
+    "tune": {"default", "demo"},
     "bench": {"default", "quick", "sweep"},
+    "demo": {"default", "draw_bank"},
     "policies": {"fixed_sc8", "adaptive_beta", "binned_default", "allocate_default"},
 }
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import yaml
 
-from adaptive.bank import Bank, BankPrompt, BankSample
+from adaptive.bank import Bank
+from adaptive.graded import GradedPrompt, GradedSample
 from adaptive.errors import ConfigError
 from adaptive.policies import load_policy
 from adaptive.result import Difficulty
@@ -73,7 +74,7 @@ def test_tune_without_p_hat_skips_difficulty_families(tmp_path, capsys):
     from adaptive.tune import run_tune
 
     rows = synthetic_rows(n=16, k=4)
-    bank = Bank([BankPrompt(r["id"], r["question"], "g", [BankSample(a, float(c), t) for a, c, t in
+    bank = Bank([GradedPrompt(r["id"], r["question"], "g", [GradedSample(a, float(c), t) for a, c, t in
                                                          zip(r["answers"], r["correct"], r["tokens"])])
                  for r in rows])
     grid = tmp_path / "grid.yaml"
@@ -92,8 +93,8 @@ def test_tune_without_p_hat_cross_fits_a_text_estimator(tmp_path):
     from adaptive.tune import run_tune
 
     rows = synthetic_rows(n=30, k=4)
-    bank = Bank([BankPrompt(r["id"], r["question"] + " x" * (i % 7), "g",
-                            [BankSample(a, float(c), t) for a, c, t in zip(r["answers"], r["correct"], r["tokens"])])
+    bank = Bank([GradedPrompt(r["id"], r["question"] + " x" * (i % 7), "g",
+                            [GradedSample(a, float(c), t) for a, c, t in zip(r["answers"], r["correct"], r["tokens"])])
                  for i, r in enumerate(rows)])
     grid = tmp_path / "grid.yaml"
     grid.write_text(yaml.safe_dump({**GRID, "families": ["fixed", "binned", "binned_stopping"],

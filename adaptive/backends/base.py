@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence, Union, runtime_checkable
 
+from ..confidence import DEFAULT_WINDOW, trace_confidence
 from ..errors import InputError
 
 Message = dict  # {"role": ..., "content": ...}
@@ -27,7 +28,7 @@ class SamplingParams:
     top_logprobs: int = 0  # how many top-k candidate logprobs to return per token (for confidence)
     # DeepConf online filtering: a trace whose sliding-window mean token confidence falls below
     # `confidence_floor` is cut early (finish_reason "abort"). Needs top_logprobs > 0.
-    confidence_window: int = 16
+    confidence_window: int = DEFAULT_WINDOW
     confidence_floor: float | None = None
     ignore_eos: bool = False  # keep decoding past EOS (benchmarks that need a fixed length)
 
@@ -94,6 +95,16 @@ class Completion:
     @property
     def n_tokens(self) -> int:
         return len(self.token_ids)
+
+    @property
+    def mean_logprob(self) -> float | None:
+        """Mean logprob of the sampled tokens (None without logprobs)."""
+        return sum(self.logprobs) / len(self.logprobs) if self.logprobs else None
+
+    @property
+    def trace_confidence(self) -> float | None:
+        """DeepConf lowest group confidence (adaptive.confidence) when drawn with top-k logprobs, else None."""
+        return trace_confidence(self.top_logprobs) if self.top_logprobs else None
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 from .. import timing
 from ..errors import InputError
 from .base import CallUsage, Completion, Generation, PromptLike, PromptPassBatch, Request, SamplingParams, check_prompt
+from .stop import StopCheck
 
 Script = Callable[[str, str, int, random.Random], str]
 
@@ -80,20 +81,21 @@ class FakeBackend:
         return Generation(out, [None] * len(requests), [u.prompt_tokens for u in per], usage, per)
 
     def _complete(self, text: str, params: SamplingParams) -> Completion:
-        chars = list(text)
-        reason, matched = ("eos" if self.eos else "length"), None
-        hits = sorted((text.find(s), s) for s in params.stop if s in text)
-        if hits and hits[0][0] + len(hits[0][1]) <= params.max_new_tokens:
-            at, matched = hits[0]  # the earliest stop string ends generation, as on a real backend
-            chars, reason = list(text[: at + len(matched)]), "stop"
-        if len(chars) + (reason == "eos") > params.max_new_tokens:
-            chars, reason, matched = chars[: params.max_new_tokens], "length", None
-        n = len(chars) + (reason == "eos")  # the EOS token is generated (and paid for) too
-        now = time.perf_counter()
-        body = "".join(chars)
-        if reason == "stop":
-            body = body[: len(body) - len(matched)]
+        check = StopCheck(params)
+        reason = "eos" if self.eos else "length"
+        end = check.stop_end(text)
+        if end is not None and end <= params.max_new_tokens:
+            text, reason = text[:end], "stop"  # the first stop string ends generation, as on a real backend
+        n = len(text) + (reason == "eos")  # the EOS token is generated (and paid for) too
+        if n > params.max_new_tokens:
+            text, reason, n = text[: params.max_new_tokens], "length", params.max_new_tokens
         tops = [[self.logprob, self.logprob - 1.0][: params.top_logprobs or 0] for _ in range(n)]
-        return Completion(text=body, token_ids=list(range(n)), finish_reason=reason, logprobs=[self.logprob] * n,
-                          top_logprobs=tops if params.top_logprobs else [], token_times=[now] * n,
-                          stop_string=matched)
+        if params.confidence_floor is not None:
+            cut = next((i for i in range(check.window, n + 1) if check.aborts(tops[:i])), None)
+            if cut is not None and (cut < n or reason == "length"):  # EOS and stop strings win at the same token
+                text, reason, n, tops = text[:cut], "abort", cut, tops[:cut]
+        ending = check.end(text, reason)
+        now = time.perf_counter()
+        return Completion(text=ending.text, token_ids=list(range(n)), finish_reason=ending.finish_reason,
+                          logprobs=[self.logprob] * n, top_logprobs=tops if params.top_logprobs else [],
+                          token_times=[now] * n, stop_string=ending.stop_string)

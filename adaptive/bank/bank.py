@@ -1,60 +1,36 @@
-"""Sample bank: per prompt, its samples (answer, correctness, tokens, optional score/confidence), so sampling
-policies can be replayed offline (simulate.py) and tuned (adaptive.tune) without touching a model.
+"""Sample bank: per prompt, its graded samples (adaptive/graded.py: answer, correctness, tokens, DeepConf
+confidence, ...), so sampling policies can be replayed offline (simulate.py) and tuned (adaptive.tune)
+without touching a model, and estimators trained on their pass rates.
 
-File format (JSONL; `save` / `load`):
-    line 1: {"format": "adaptive-bank", "version": 1, "source": {...where it came from...}}
-    then one line per prompt:
+File format (JSONL, gzipped when the name ends in .gz; `save` / `load`):
+    line 1: {"format": "adaptive-bank", "version": 2, "source": {...where it came from...}}
+    then one GradedPrompt per line:
     {"id": "q1", "prompt": "...", "gold": "12", "meta": {"difficulty": "easy"}, "p_hat": 0.62, "bin": 3,
-     "samples": [{"answer": "12", "correct": 1.0, "tokens": 31, "score": null, "confidence": null}, ...]}
-p_hat / bin are null when no estimator scored the prompt.
+     "samples": [{"answer": "12", "correct": 1.0, "tokens": 31, "confidence": 2.7, ...}, ...]}
+p_hat / bin are null when no estimator scored the prompt. Version 1 files (the same rows without the
+newer sample fields) still load.
 """
 from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import ConfigError, InputError
+from ..graded import GradedPrompt, GradedSample
 from ..result import Difficulty
 
 FORMAT = "adaptive-bank"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)
 SAMPLING = ("self_consistency", "best_of_n")
 
 
 @dataclass
-class BankSample:
-    answer: str | None
-    correct: float
-    tokens: int = 0
-    score: float | None = None
-    confidence: float | None = None
-
-
-@dataclass
-class BankPrompt:
-    id: str
-    prompt: Any
-    gold: Any
-    samples: list[BankSample]
-    meta: dict = field(default_factory=dict)
-    p_hat: float | None = None
-    bin: int | None = None
-
-    @property
-    def difficulty(self) -> Difficulty | None:
-        return None if self.p_hat is None else Difficulty(float(self.p_hat), int(self.bin or 0), "bank")
-
-    @property
-    def pass_rate(self) -> float:
-        return sum(s.correct for s in self.samples) / len(self.samples) if self.samples else 0.0
-
-
-@dataclass
 class Bank:
-    prompts: list[BankPrompt]
+    prompts: list[GradedPrompt]
     source: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -100,7 +76,7 @@ class Bank:
         from ..estimators.bins import bin_of, uniform_edges
 
         edges = uniform_edges(n_bins)
-        out = [BankPrompt(p.id, p.prompt, p.gold, p.samples, dict(p.meta), p.pass_rate, bin_of(p.pass_rate, edges))
+        out = [GradedPrompt(p.id, p.prompt, p.gold, p.samples, dict(p.meta), p.pass_rate, bin_of(p.pass_rate, edges))
                for p in self.prompts]
         return Bank(out, {**self.source, "difficulty": f"oracle pass rate, {n_bins} equal-width bins"})
 
@@ -121,8 +97,7 @@ class Bank:
         with _open(tmp, "w", gz=path.suffix == ".gz") as f:
             f.write(json.dumps({"format": FORMAT, "version": VERSION, "source": self.source}, default=str) + "\n")
             for p in self.prompts:
-                d = asdict(p)
-                f.write(json.dumps(d, default=str) + "\n")
+                f.write(json.dumps(p.to_dict(), default=str) + "\n")
         tmp.replace(path)
         return path
 
@@ -143,16 +118,17 @@ class Bank:
         if head.get("format") != FORMAT:
             raise ConfigError(f"{path}: not a sample bank (line 1 must be {{\"format\": \"{FORMAT}\", ...}}); "
                               "import plain JSONL with Bank.from_jsonl")
-        if head.get("version") != VERSION:
-            raise ConfigError(f"{path}: bank version {head.get('version')!r} unsupported (reads {VERSION})")
+        if head.get("version") not in READS:
+            raise ConfigError(f"{path}: bank version {head.get('version')!r} unsupported (reads {', '.join(map(str, READS))})")
         prompts = []
         for i, ln in enumerate(lines[1:], start=2):
             try:
                 d = json.loads(ln)
-                d["samples"] = [BankSample(**s) for s in d["samples"]]
-                prompts.append(BankPrompt(**d))
-            except (json.JSONDecodeError, TypeError, KeyError) as e:
-                raise ConfigError(f"{path}: line {i}: malformed bank entry: {e}") from None
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{path}: line {i}: not JSON: {e}") from None
+            if not isinstance(d, dict):
+                raise ConfigError(f"{path}: line {i}: malformed bank entry: not an object")
+            prompts.append(GradedPrompt.from_dict(d, f"{path}: line {i}"))
         return cls(prompts, head.get("source", {}))
 
     # -- constructors -----------------------------------------------------------------------------
@@ -196,12 +172,7 @@ class Bank:
         for r in recs:
             if r["policy"] != policy:
                 continue
-            d = r.get("difficulty") or {}
-            samples = [BankSample(answer=s.get("answer"), correct=float(s.get("correct") or 0.0),
-                                  tokens=int(s.get("tokens") or 0), score=s.get("score"),
-                                  confidence=s.get("mean_logprob")) for s in r.get("samples", [])]
-            prompts.append(BankPrompt(str(r["id"]), r.get("prompt"), r.get("gold"), samples, r.get("meta") or {},
-                                      d.get("p_hat"), d.get("bin")))
+            prompts.append(GradedPrompt.from_dict(r, f"{log}: record {r['id']!r}"))
         run = next((r.get("run") for r in recs if r["policy"] == policy), {}) or {}
         return cls(prompts, {"kind": "eval_records", "path": str(log), "policy": policy, "plan": plan,
                              "model_id": run.get("model_id"), "task": recs[0].get("task")})
@@ -257,10 +228,11 @@ class Bank:
                 toks = it.get("tokens")
                 if toks is None:
                     toks = len(text.split()) if isinstance(text, str) else 0
-                samples.append(BankSample(ans, float(corr), int(toks), it.get("score"), it.get("confidence")))
+                samples.append(GradedSample(ans, float(corr), int(toks), score=it.get("score"),
+                                            confidence=it.get("confidence")))
             if not samples:
                 raise ConfigError(f"{where}: no samples")
-            prompts.append(BankPrompt(str(row.get("id", f"row{ln_no}")), question, gold, samples,
+            prompts.append(GradedPrompt(str(row.get("id", f"row{ln_no}")), question, gold, samples,
                                       row.get("meta") or {}, row.get("p_hat"), row.get("bin")))
         if not prompts:
             raise ConfigError(f"{p}: no rows")
@@ -305,4 +277,4 @@ def as_bank(bank_or_path) -> Bank:
     return bank_or_path if isinstance(bank_or_path, Bank) else Bank.load(bank_or_path)
 
 
-__all__: Sequence[str] = ["Bank", "BankPrompt", "BankSample", "as_bank"]
+__all__: Sequence[str] = ["Bank", "as_bank"]

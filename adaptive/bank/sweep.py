@@ -39,9 +39,18 @@ class ThresholdSweep:
     level_param: str
 
     def levels(self) -> np.ndarray:
-        """Each distinct finite statistic value (ascending): one level per distinct behaviour."""
-        v = self.stat[np.isfinite(self.stat)]
-        return np.unique(v)
+        """Each distinct finite statistic value (ascending): one level per distinct behaviour; those whose
+        parameter the rule refuses (e.g. entropy threshold 1, where normalized entropy is 1) left out."""
+        from ..errors import ConfigError
+
+        out = []
+        for level in np.unique(self.stat[np.isfinite(self.stat)]):
+            try:
+                make_rule(self.rule, {**self.params, self.level_param: float(self.param_for(level))})
+            except ConfigError:
+                continue
+            out.append(level)
+        return np.asarray(out, dtype=float)
 
     def stop_index(self, level: float) -> np.ndarray:
         """[seed, prompt]: the boundary where a replay at `level` stops."""

@@ -12,9 +12,19 @@ def run(args) -> int:
 
     bank = (Bank.from_jsonl(args.bank, extractor=args.extractor, grader=args.grader) if args.import_jsonl
             else Bank.load(args.bank))
+    estimator = None if args.estimator == "none" else args.estimator
+    if estimator is not None and not bank.has_difficulty and not args.oracle_p_hat:
+        from ..estimators import make_estimator
+        from ..estimators.train import estimators_need_model
+
+        backend = None
+        if estimators_need_model(estimator):  # a probe reads the model's prompt pass
+            from ..backends.hf import HFBackend
+
+            backend = HFBackend.from_pretrained(args.model)
+        estimator = make_estimator(estimator, backend)
     run_tune(bank, parse_budgets(args.budgets), args.out, config=args.config, seeds=args.seeds,
-             oracle=args.oracle_p_hat, bank_path=str(args.bank), quiet=args.quiet,
-             estimator=None if args.estimator == "none" else args.estimator)
+             oracle=args.oracle_p_hat, bank_path=str(args.bank), quiet=args.quiet, estimator=estimator)
     return 0
 
 
@@ -42,6 +52,7 @@ def add_arguments(p) -> None:
                    help="bank without p_hat: the estimator cross-fitted on the bank's prompts for the difficulty "
                         "families (heuristic: text only, the default; probe: loads the embedded model; none: skip "
                         "those families); it is saved beside the policies that use it")
+    p.add_argument("--model", default=None, help="--estimator probe: hub id or local path (default: the embedded model)")
     p.add_argument("--oracle-p-hat", action="store_true",
                    help="bank without p_hat: use each prompt's pass rate (an oracle upper bound) for binned/allocate")
     p.add_argument("--quiet", action="store_true", help="print only the summary lines")

@@ -172,6 +172,18 @@ def _tune(config: DemoConfig, out: Path, bank, est_path: Path, quiet) -> dict:
     (folder / f"{name}.yaml").write_text(yaml.safe_dump(raw, sort_keys=False, width=120))
     chosen = {str(b): {"file": str(res["files"][b].name), "family": c.family, "label": c.label, "tune": c.tune,
                        "held": c.held} for b, c in result.chosen.items() if b in res["files"]}
+    # The best of each difficulty-aware family at each live budget: what `scripts/ship_defaults.py` ships.
+    for fam in ("binned_stopping", "allocate"):
+        for b in config.live_budgets:
+            c = result.chosen_by_family.get(fam, {}).get(float(b))
+            if c is None:
+                continue
+            fraw = {"schema": 1, "name": f"{fam}_b{b:g}", **{k: v for k, v in c.raw.items() if k not in ("name", "schema")},
+                    "description": f"tuned {fam} policy for a mean budget of {b:g} samples: {c.label}",
+                    "meta": {"family": fam, "tuning": c.tune, "held_out": c.held}}
+            if fraw.get("estimator"):
+                fraw["estimator"] = est_path.name
+            (folder / f"{fam}_b{b:g}.yaml").write_text(yaml.safe_dump(fraw, sort_keys=False, width=120))
     tuned = {"match": {"file": f"{name}.yaml", "family": match.family, "label": match.label, "tune": match.tune,
                        "held": match.held},
              "sc": {"label": sc.label, "tune": sc.tune, "held": sc.held},

@@ -148,8 +148,8 @@ def _estimator_figures(rows: dict, K: int, out: Path) -> dict:
     p_of = {}
     for name, rs in rows.items():
         for r in rs:
-            if r.get("difficulty") and r["difficulty"].get("p_hat") is not None:
-                p_of[str(r["id"])] = float(r["difficulty"]["p_hat"])
+            if r.get("p_hat") is not None:
+                p_of[str(r["id"])] = float(r["p_hat"])
     p, y = [], []
     for r in rows[f"sc{K}"]:
         if str(r["id"]) in p_of:

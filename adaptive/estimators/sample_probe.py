@@ -9,7 +9,7 @@ Contract with the sampling strategy — the sample is not wasted:
   * `first_samples[i]` is a `Completion` for prompts[i] (a list of Completions is accepted; its first
     is used). Given them, the probe makes no backend call.
   * Without them it draws one sample per prompt in ONE `backend.generate` call with `self.params`
-    (defaults: 256 new tokens, temperature 0.7, top_logprobs 5), and keeps them in `last_samples`
+    (defaults: 256 new tokens, temperature 0.7, top_logprobs confidence.TOP_LOGPROBS), and keeps them in `last_samples`
     (aligned with the prompts; `last_generation` holds the Generation for its usage). The caller puts
     `last_samples[i]` into `Query.first_samples` so the strategy counts it as its first sample.
     `draw(prompts)` does just the sampling.
@@ -23,19 +23,19 @@ from typing import Sequence
 import numpy as np
 
 from ..backends.base import Completion, Request, SamplingParams
-from ..confidence import DEFAULT_TAIL, DEFAULT_WINDOW, lowest_group_confidence, mean_confidence, \
-    tail_confidence, token_confidence
+from ..confidence import DEFAULT_TAIL, DEFAULT_WINDOW, TOP_LOGPROBS, lowest_group_confidence, mean_confidence, \
+    tail_confidence, token_confidences
 from ..errors import InputError
 from .base import Estimator, check_batch
 
 FEATURE_NAMES = ("mean_logprob", "min_logprob", "mean_confidence", "lowest_group_confidence", "tail_confidence",
                  "finished", "hit_length", "aborted", "log_n_tokens")
-DEFAULT_PARAMS = dict(max_new_tokens=256, temperature=0.7, top_logprobs=5)
+DEFAULT_PARAMS = dict(max_new_tokens=256, temperature=0.7, top_logprobs=TOP_LOGPROBS)
 
 
 def sample_features(c: Completion, window: int = DEFAULT_WINDOW, tail: int = DEFAULT_TAIL) -> list[float]:
     lps = [float(v) for v in (c.logprobs or []) if v is not None and math.isfinite(float(v))]
-    conf = [token_confidence(t) for t in (c.top_logprobs or [])]
+    conf = token_confidences(c.top_logprobs or [])
     n = len(c.token_ids) if c.token_ids else len(lps)
     return [sum(lps) / len(lps) if lps else 0.0, min(lps) if lps else 0.0, mean_confidence(conf),
             lowest_group_confidence(conf, window), tail_confidence(conf, tail),

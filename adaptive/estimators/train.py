@@ -1,6 +1,7 @@
-"""Training estimators from graded sample logs, and building those logs.
+"""Training estimators from graded samples, and building those logs.
 
-Log format (JSONL, one object per line; blank lines ignored). Either one record per prompt:
+Input: a sample bank (adaptive/graded.py rows; `adaptive bank`), an eval run's records, or a JSONL label
+log (one object per line; blank lines ignored). A label log holds either one record per prompt:
     {"id": "q1", "prompt": "...", "samples": [{"correct": true, ...}, ...], "majority_correct": true}
     {"id": "q2", "prompt": "...", "pass_rate": 0.25, "n_samples": 8}          # n_samples optional
 or one record per (prompt, sample), grouped by id (or by prompt text when there is no id):
@@ -33,6 +34,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ..backends.base import Request, SamplingParams
+from ..confidence import TOP_LOGPROBS
 from ..errors import ConfigError, InputError
 from ..registry import estimators
 from . import make_estimator, metrics, persistence
@@ -123,9 +125,16 @@ def normalize_records(rows: Iterable[dict], source: str = "records") -> list[dic
 
 
 def load_labels(path) -> list[dict]:
-    """Read a JSONL log into canonical per-prompt records:
-    {id, prompt, samples, pass_rate, n_samples (None if unknown), majority_correct (None if absent)}."""
+    """Canonical per-prompt records {id, prompt, samples, pass_rate, n_samples (None if unknown),
+    majority_correct (None if absent)} from a sample bank (`adaptive bank`), an eval run (its directory or
+    records.jsonl: one policy's graded samples) or a JSONL label log (the formats in the module doc)."""
     path = Path(path)
+    from ..bank.bank import FORMAT, Bank
+
+    if path.is_dir() or path.name == "records.jsonl":
+        return [label_record(p) for p in Bank.from_eval_records(path).prompts]
+    if path.is_file() and _first_line(path).startswith('{"format": "' + FORMAT):
+        return [label_record(p) for p in Bank.load(path).prompts]
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as e:
@@ -151,6 +160,17 @@ def load_labels(path) -> list[dict]:
             if k.isdigit() and int(k) <= len(numbers):
                 msg = f"{prefix}{numbers[int(k) - 1]}:{rest}"
         raise ConfigError(msg) from None
+
+
+def _first_line(path: Path) -> str:
+    import gzip
+
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as f:
+            return f.readline()
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def write_jsonl(records: Iterable[dict], path) -> Path:
@@ -340,47 +360,39 @@ def build_labels(backend, examples: Sequence, k: int, grade: Grade, *, params: S
                  keep_first_sample: bool = True, raw: bool = False) -> list[dict]:
     """Sample `k` completions per example and grade them -> per-prompt records for `train_estimator`.
 
-    examples: dicts with "prompt" (and optional "id", plus whatever `grade` reads, e.g. "answer"), or
-    plain prompt strings. grade(x, example) -> bool, where x is extract(text, example) when `extract` is given,
-    else the completion text. With `extract`, majority_correct = grade of the most common extracted
-    answer (None never wins over a real answer). The first sample keeps its logprobs / top_logprobs so
-    the sample probe can train on it without drawing again. One backend call per `batch_size` prompts.
+    The drawing is the sample bank's (adaptive/bank/draw.py: draw_graded): examples are dicts with "prompt"
+    (and optional "id", plus whatever `grade` reads, e.g. "answer"), or plain prompt strings. grade(x, example)
+    -> bool, where x is extract(text, example) when `extract` is given, else the completion text. With
+    `extract`, majority_correct = grade of the most common extracted answer (None never wins over a real
+    answer). The first sample keeps its logprobs / top_logprobs so the sample probe can train on it without
+    drawing again. One backend call per `batch_size` prompts.
     """
+    from ..bank.draw import draw_graded
+
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise InputError(f"k={k!r}: must be an integer >= 1")
-    params = params or SamplingParams(max_new_tokens=256, temperature=0.7, top_logprobs=5)
+    params = params or SamplingParams(max_new_tokens=256, temperature=0.7, top_logprobs=TOP_LOGPROBS)
     exs = [{"prompt": e} if isinstance(e, str) else dict(e) for e in examples]
     for i, e in enumerate(exs):
         if "prompt" not in e:
             raise InputError(f"examples[{i}] has no 'prompt'")
-    records = []
-    for start in range(0, len(exs), batch_size):
-        chunk = exs[start:start + batch_size]
-        gen = backend.generate([Request(e["prompt"], n=k, raw=raw) for e in chunk], params)
-        for e, comps in zip(chunk, gen.completions):
-            samples, answers = [], []
-            for j, c in enumerate(comps):
-                ans = extract(c.text, e) if extract is not None else None
-                ok = bool(grade(ans if extract is not None else c.text, e))
-                s = {"correct": ok, "text": c.text, "tokens": c.n_tokens, "finish_reason": c.finish_reason,
-                     "mean_logprob": (sum(c.logprobs) / len(c.logprobs)) if c.logprobs else None}
-                if extract is not None:
-                    s["answer"] = ans
-                    answers.append((ans, ok))
-                if keep_first_sample and j == 0:
-                    s["logprobs"], s["top_logprobs"] = list(c.logprobs), [list(t) for t in c.top_logprobs]
-                samples.append(s)
-            rec = {"id": str(e.get("id", _prompt_id(e["prompt"]))), "prompt": e["prompt"], "samples": samples,
-                   "pass_rate": sum(s["correct"] for s in samples) / len(samples), "n_samples": len(samples)}
-            if extract is not None:
-                real = Counter(a for a, _ in answers if a is not None)
-                if real:
-                    top = real.most_common(1)[0][0]
-                    rec["majority_correct"] = next(ok for a, ok in answers if a == top)
-                else:
-                    rec["majority_correct"] = False
-            records.append(rec)
-    return records
+        e.setdefault("id", _prompt_id(e["prompt"]))
+    rows = draw_graded(backend, exs, k, params, lambda x, e: bool(grade(x, e)), extract, batch_size=batch_size,
+                       keep_first=keep_first_sample, keep_text=True, raw=raw)
+    return [label_record(r, with_majority=extract is not None) for r in rows]
+
+
+def label_record(p, with_majority: bool = True) -> dict:
+    """A GradedPrompt as the per-prompt record training reads (pass rate, sample count, majority vote)."""
+    from ..strategies.base import vote
+
+    rec = {"id": p.id, "prompt": p.prompt, "samples": [s.to_dict() for s in p.samples], "pass_rate": p.pass_rate,
+           "n_samples": len(p.samples)}
+    if with_majority:
+        winner, _ = vote([s.answer for s in p.samples])
+        rec["majority_correct"] = winner is not None and any(s.correct >= 0.5 for s in p.samples if s.answer == winner)
+    return rec
+
 
 
 def estimators_need_model(kind: str) -> bool:

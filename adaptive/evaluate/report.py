@@ -49,8 +49,8 @@ def difficulty_of(r: dict):
     for k in DIFFICULTY_KEYS:
         if k in (r.get("meta") or {}):
             return str(r["meta"][k])
-    if r.get("difficulty"):
-        return f"bin{r['difficulty']['bin']}"
+    if r.get("bin") is not None:
+        return f"bin{r['bin']}"
     return None
 
 

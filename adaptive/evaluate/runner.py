@@ -205,17 +205,17 @@ def _run_batch(spec, examples, policy_name: str, controller, run_info) -> list[d
 
 
 def _record(spec, ex, policy: str, r, run_info) -> dict:
-    return {
-        "id": ex.id, "policy": policy, "task": spec.name, "prompt": ex.prompt, "gold": ex.gold, "meta": ex.meta,
-        "answer": r.answer, "correct": spec.grade(r.answer, ex), "text": r.text, "stop_reason": r.stop_reason,
-        "decision": r.decision,
-        "difficulty": ({"p_hat": r.difficulty.p_hat, "bin": r.difficulty.bin} if r.difficulty else None),
-        "plan": r.plan.to_dict(),
-        "samples": [{"answer": s.answer, "correct": spec.grade(s.answer, ex), "tokens": s.tokens,
-                     "finish_reason": s.finish_reason, "mean_logprob": s.mean_logprob, "score": s.score,
-                     "kept": s.kept} for s in r.samples],
-        "votes": r.votes, "compute": r.compute.to_dict(), "run": run_info, "time": time.time(),
-    }
+    """A GradedPrompt (adaptive/graded.py: the bank row of this prompt's samples) plus the run's fields."""
+    from ..graded import GradedPrompt, GradedSample
+
+    samples = [GradedSample(s.answer, spec.grade(s.answer, ex), s.tokens, s.finish_reason, s.mean_logprob,
+                            s.confidence, s.score, s.kept) for s in r.samples]
+    d = r.difficulty
+    graded = GradedPrompt(ex.id, ex.prompt, ex.gold, samples, ex.meta, d.p_hat if d else None, d.bin if d else None)
+    return {**graded.to_dict(), "policy": policy, "task": spec.name, "estimator": d.estimator if d else None,
+            "answer": r.answer, "correct": spec.grade(r.answer, ex), "text": r.text, "stop_reason": r.stop_reason,
+            "decision": r.decision, "plan": r.plan.to_dict(), "votes": r.votes, "compute": r.compute.to_dict(),
+            "run": run_info, "time": time.time()}
 
 
 class _Progress:

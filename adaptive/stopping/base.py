@@ -47,6 +47,30 @@ class ThresholdRule(Protocol):
     def param_for(level: float) -> float: ...  # the parameter value that gives `level`
 
 
+class LevelRule:
+    """What every threshold rule shares (a ThresholdRule): it stops once statistic(samples) >= level, the
+    level being its `level_param` (negated for a rule that stops when its statistic falls to the
+    parameter, like entropy; negation is exact, so decisions match the parameter's own comparison)."""
+
+    level_param = "threshold"
+    negate = False
+
+    def statistic(self, samples) -> float:
+        raise NotImplementedError
+
+    @property
+    def level(self) -> float:
+        v = getattr(self, self.level_param)
+        return -v if self.negate else v
+
+    @classmethod
+    def param_for(cls, level: float) -> float:
+        return -level if cls.negate else level
+
+    def should_stop(self, samples: Sequence[SampleView | Hashable | None]) -> bool:
+        return self.statistic(samples) >= self.level
+
+
 def as_views(samples: Sequence) -> list[SampleView]:
     """SampleViews from SampleViews or plain answers (a string, a number, None for no answer)."""
     return [s if isinstance(s, SampleView) else SampleView(answer=s) for s in samples]

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from scipy import stats
 
-from .base import SampleView, as_views, check_int, check_prob, real_counts, top_two
+from .base import LevelRule, SampleView, as_views, check_int, check_prob, real_counts, top_two
 
 
 def beta_stop_probability(a: int, b: int) -> float:
@@ -20,14 +20,12 @@ def beta_stop_probability(a: int, b: int) -> float:
     return float(stats.beta.sf(0.5, a + 1, b + 1))
 
 
-class BetaRule:
+class BetaRule(LevelRule):
     name = "beta"
 
     def __init__(self, threshold: float = 0.95, min_samples: int = 1):
         self.threshold = check_prob(self.name, "threshold", threshold)
         self.min_samples = check_int(self.name, "min_samples", min_samples)  # counts real answers
-
-    level_param = "threshold"
 
     def probability(self, samples: Sequence[SampleView | str | None]) -> float:
         samples = as_views(samples)
@@ -42,13 +40,3 @@ class BetaRule:
             return -math.inf
         return beta_stop_probability(*top_two(counts))
 
-    @property
-    def level(self) -> float:
-        return self.threshold
-
-    @staticmethod
-    def param_for(level: float) -> float:
-        return level
-
-    def should_stop(self, samples: Sequence[SampleView | str | None]) -> bool:
-        return self.statistic(samples) >= self.level

@@ -13,7 +13,7 @@ Choices:
   weights each kept trace by its lowest group confidence), "mean" (mean token confidence) or
   "weight" (the SampleView weight, e.g. a verifier score). A trace without token confidences always
   uses its `weight` and is always kept (it cannot be judged).
-- `window` default 16 tokens, not the paper's 2048: our traces are short.
+- `window` default adaptive.confidence.DEFAULT_WINDOW (16 tokens), not the paper's 2048: our traces are short.
 - `min_votes` (default 2): kept real answers needed before stopping. With the paper's N_init = 16 and
   top 10%, two warmup traces clear the bar; with our 4 only one would, and a one-trace vote is always
   unanimous, so without this the rule would stop right after warmup.
@@ -27,10 +27,10 @@ import numpy as np
 
 from ..confidence import DEFAULT_WINDOW, lowest_group_confidence, mean_confidence
 from ..errors import ConfigError
-from .base import SampleView, as_views, check_choice, check_int, check_prob
+from .base import LevelRule, SampleView, as_views, check_choice, check_int, check_prob
 
 
-class ConfidenceRule:
+class ConfidenceRule(LevelRule):
     name = "confidence"
 
     def __init__(self, warmup: int = 4, percentile: float = 10, window: int = DEFAULT_WINDOW,
@@ -99,13 +99,3 @@ class ConfidenceRule:
         share, n = self.consensus_share(samples)
         return share if n >= self.min_votes else -math.inf
 
-    @property
-    def level(self) -> float:
-        return self.consensus
-
-    @staticmethod
-    def param_for(level: float) -> float:
-        return level
-
-    def should_stop(self, samples: Sequence[SampleView | str | None]) -> bool:
-        return self.statistic(samples) >= self.level

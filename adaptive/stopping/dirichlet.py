@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 from scipy import special
 
-from .base import SampleView, as_views, check_choice, check_int, check_prob, real_counts
+from .base import LevelRule, SampleView, as_views, check_choice, check_int, check_prob, real_counts
 from .beta import beta_stop_probability
 
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(96)
@@ -57,7 +57,7 @@ def _exact(a1: float, rest: tuple[float, ...]) -> float:
     return float(min(max(value, 0.0), 1.0))
 
 
-class DirichletRule:
+class DirichletRule(LevelRule):
     name = "dirichlet"
 
     def __init__(self, threshold: float = 0.95, min_samples: int = 1, method: str = "exact",
@@ -72,8 +72,6 @@ class DirichletRule:
         counts = [c for _, c in real_counts(as_views(samples)).most_common()]  # leader first
         return dirichlet_leader_probability(counts, method=self.method, draws=self.draws, seed=self.seed)
 
-    level_param = "threshold"
-
     def statistic(self, samples: Sequence[SampleView | str | None]) -> float:
         """P(leader has the largest probability); -inf below min_samples real answers."""
         samples = as_views(samples)
@@ -82,13 +80,3 @@ class DirichletRule:
             return -math.inf
         return self.probability(samples)
 
-    @property
-    def level(self) -> float:
-        return self.threshold
-
-    @staticmethod
-    def param_for(level: float) -> float:
-        return level
-
-    def should_stop(self, samples: Sequence[SampleView | str | None]) -> bool:
-        return self.statistic(samples) >= self.level

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from .base import SampleView, as_views, check_int, check_prob, real_counts
+from .base import LevelRule, SampleView, as_views, check_int, check_prob, real_counts
 
 
 def normalized_entropy(counts: Sequence[int]) -> float:
@@ -27,15 +27,14 @@ def normalized_entropy(counts: Sequence[int]) -> float:
     return h / math.log2(len(counts))
 
 
-class EntropyRule:
+class EntropyRule(LevelRule):
     name = "entropy"
 
     def __init__(self, threshold: float = 0.75, min_samples: int = 2):
-        # 1 is allowed: normalized entropy never exceeds it, so that stops as soon as min_samples are in
-        self.threshold = check_prob(self.name, "threshold", threshold, closed_high=True)
+        self.threshold = check_prob(self.name, "threshold", threshold)
         self.min_samples = check_int(self.name, "min_samples", min_samples)
 
-    level_param = "threshold"
+    negate = True  # stops when entropy <= threshold, i.e. -entropy >= -threshold
 
     def statistic(self, samples: Sequence[SampleView | str | None]) -> float:
         """Minus the normalized entropy (higher = more agreement); -inf below min_samples real answers."""
@@ -45,13 +44,3 @@ class EntropyRule:
             return -math.inf
         return -normalized_entropy(list(counts.values()))
 
-    @property
-    def level(self) -> float:
-        return -self.threshold  # entropy <= threshold  <=>  -entropy >= -threshold (negation is exact)
-
-    @staticmethod
-    def param_for(level: float) -> float:
-        return -level
-
-    def should_stop(self, samples: Sequence[SampleView | str | None]) -> bool:
-        return self.statistic(samples) >= self.level

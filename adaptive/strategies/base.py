@@ -39,8 +39,12 @@ class Query:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def sampling_params(plan: Plan, max_new_tokens: int | None = None, seed_offset: int = 0, **kw) -> SamplingParams:
-    seed = None if plan.seed is None else plan.seed + seed_offset
+def sampling_params(plan: Plan, max_new_tokens: int | None = None, *, drawn: int = 0, **kw) -> SamplingParams:
+    """The next call's sampling settings. `drawn`: samples already drawn for this query. A call is seeded
+    plan.seed + drawn and its n samples take seeds seed .. seed + n - 1 (vLLM seeds choice i with seed + i;
+    the OpenAI backend seeds split samples the same way), so no two calls of one query share a seed:
+    offsetting by the call's number instead would give wave k's second sample wave k+1's first seed."""
+    seed = None if plan.seed is None else plan.seed + drawn
     return SamplingParams(max_new_tokens=max_new_tokens or plan.max_new_tokens, temperature=plan.temperature,
                           top_p=plan.top_p, top_k=plan.top_k, seed=seed, **kw)
 
@@ -79,10 +83,6 @@ def score(query: Query, verifier, completions: Sequence[Completion]) -> list[flo
         return verifier.score(query.prompt, completions, ledger=query.ledger)
 
 
-def mean_logprob(c: Completion) -> float | None:
-    return sum(c.logprobs) / len(c.logprobs) if c.logprobs else None
-
-
 def vote(answers: Sequence[str | None], weights: Sequence[float] | None = None) -> tuple[str | None, dict]:
     """Winner of a (weighted) vote. None ("no answer") never beats a real answer.
 
@@ -105,7 +105,7 @@ def vote(answers: Sequence[str | None], weights: Sequence[float] | None = None) 
 
 def sample_record(c: Completion, answer: str | None, score: float | None = None, kept: bool = True) -> SampleRecord:
     return SampleRecord(text=c.text, answer=answer, tokens=c.n_tokens, finish_reason=c.finish_reason,
-                        mean_logprob=mean_logprob(c), score=score, kept=kept)
+                        mean_logprob=c.mean_logprob, confidence=c.trace_confidence, score=score, kept=kept)
 
 
 def finish(query: Query, plan: Plan, chosen: Completion | None, answer: str | None, samples: list[SampleRecord],

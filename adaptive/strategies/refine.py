@@ -24,12 +24,17 @@ def _as_messages(prompt) -> list[dict]:
 
 
 def refine(query: Query, plan: Plan, backend: Backend, verifier: Verifier | None = None) -> Result:
-    def one(prompt, offset):
-        n, max_new = fit_wave(plan, query.ledger, 1)
-        return call(backend, query, n, sampling_params(plan, max_new, seed_offset=offset, stop=query.stop),
-                    prompt=prompt).completions[0][0]
+    drawn = 0  # calls so far, one sample each: each call's seed follows them
 
-    draft = one(query.prompt, 0)
+    def one(prompt):
+        nonlocal drawn
+        n, max_new = fit_wave(plan, query.ledger, 1)
+        out = call(backend, query, n, sampling_params(plan, max_new, drawn=drawn, stop=query.stop),
+                   prompt=prompt).completions[0][0]
+        drawn += n
+        return out
+
+    draft = one(query.prompt)
     answer = query.extract(draft.text)
     records = [sample_record(draft, answer)]
     critiques: list[str] = []
@@ -39,7 +44,7 @@ def refine(query: Query, plan: Plan, backend: Backend, verifier: Verifier | None
             stop_reason = "token_budget"
             break
         history = _as_messages(query.prompt) + [{"role": "assistant", "content": draft.text}]
-        critique = one(history + [{"role": "user", "content": CRITIQUE}], 2 * r + 1)
+        critique = one(history + [{"role": "user", "content": CRITIQUE}])
         critiques.append(critique.text)
         if _CORRECT.search(critique.text):
             stop_reason = "critique_correct"
@@ -47,7 +52,7 @@ def refine(query: Query, plan: Plan, backend: Backend, verifier: Verifier | None
         if tokens_left(plan, query.ledger) < 1:
             stop_reason = "token_budget"
             break
-        revision = one(history + [{"role": "user", "content": REVISE.format(critique=critique.text)}], 2 * r + 2)
+        revision = one(history + [{"role": "user", "content": REVISE.format(critique=critique.text)}])
         new_answer = query.extract(revision.text)
         records.append(sample_record(revision, new_answer))
         unchanged = new_answer == answer

@@ -12,15 +12,13 @@ from typing import Sequence
 
 from .. import timing
 from ..backends.base import Backend, Completion, Request, SamplingParams
-from ..confidence import token_confidence
+from ..confidence import DEFAULT_WINDOW, TOP_LOGPROBS, token_confidences
 from ..errors import PlanError
 from ..plan import Plan
 from ..result import Result
 from ..stopping import SampleView, make_rule
 from ..verifiers.base import Verifier
 from .base import Query, finish, fit_wave, sample_record, sampling_params, score, tokens_left, vote
-
-TOP_LOGPROBS = 5  # candidates per position for DeepConf token confidence
 
 
 @dataclass
@@ -33,12 +31,11 @@ class _State:
     answers: list = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     floor: float | None = None
-    waves: int = 0
     stop_reason: str | None = None
 
     def views(self) -> list[SampleView]:
         return [SampleView(answer=a, weight=s,
-                           token_confidences=[token_confidence(t) for t in c.top_logprobs] if self.wants_conf else None)
+                           token_confidences=token_confidences(c.top_logprobs) if self.wants_conf else None)
                 for c, a, s in zip(self.comps, self.answers, self.scores)]
 
     def add(self, new: list[Completion], verifier: Verifier | None) -> None:
@@ -67,9 +64,9 @@ class _State:
         n, max_new = fit_wave(plan, self.query.ledger, min(plan.effective_wave, plan.max_samples - len(self.comps)))
         extra = {"top_logprobs": TOP_LOGPROBS} if self.wants_conf else {}
         if self.floor is not None:
-            extra.update(confidence_floor=self.floor, confidence_window=getattr(self.rule, "window", 16))
+            extra.update(confidence_floor=self.floor, confidence_window=getattr(self.rule, "window", DEFAULT_WINDOW))
         self._n = n
-        return sampling_params(self.plan, max_new, seed_offset=self.waves, stop=self.query.stop, **extra)
+        return sampling_params(self.plan, max_new, drawn=len(self.comps), stop=self.query.stop, **extra)
 
 
 def _start(query: Query, plan: Plan, verifier: Verifier | None) -> _State:
@@ -101,7 +98,6 @@ def _sampling_batch(queries, plans, backend, verifier) -> list[Result]:
             gen = backend.generate([Request(s.query.prompt, n=s._n, raw=s.query.raw) for s in group], params)
             for st, comps, usage in zip(group, gen.completions, gen.per_request):
                 st.query.ledger.add(usage)
-                st.waves += 1
                 st.add(comps, verifier)
                 pending.append(st)
     return [_result(st, verifier) for st in states]

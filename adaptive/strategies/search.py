@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..backends.base import Backend, Completion
+from ..confidence import TOP_LOGPROBS
 from ..errors import PlanError
 from ..plan import Plan
 from ..result import Result
@@ -50,7 +51,8 @@ def _search(query: Query, plan: Plan, backend: Backend, verifier: Verifier | Non
     active = [Beam(root=i) for i in range(plan.search_beams)] if diverse else [Beam()]
     done: list[Beam] = []
     stop_reason = "search_depth"
-    top = 5 if (plan.verifier or "").startswith("confidence") else 0
+    top = TOP_LOGPROBS if (plan.verifier or "").startswith("confidence") else 0
+    drawn = 0  # candidates drawn so far: each call's seeds follow them
     for depth in range(plan.search_depth):
         if not active:
             stop_reason = "all_finished"
@@ -65,10 +67,11 @@ def _search(query: Query, plan: Plan, backend: Backend, verifier: Verifier | Non
         if max_new < 1:
             stop_reason = "token_budget"
             break
-        params = sampling_params(plan, max_new, seed_offset=depth, stop=(delim,) + query.stop, top_logprobs=top)
         candidates: list[Beam] = []
         for beam in active:  # one backend call per beam: each has its own prefix
+            params = sampling_params(plan, max_new, drawn=drawn, stop=(delim,) + query.stop, top_logprobs=top)
             gen = call(backend, query, per_beam, params, prefix=beam.text)
+            drawn += per_beam
             candidates += [beam.extend(c, delim) for c in gen.completions[0]]
         scores = score(query, verifier, [b.as_completion() for b in candidates])
         for b, s in zip(candidates, scores):

@@ -4,10 +4,16 @@ Implements POST /v1/chat/completions and /v1/completions with streaming SSE (chu
 (stripped and named in `stop_reason`, as vLLM does; or kept in the text with `stop_style="keep"`, as
 `transformers serve` does), logprobs/top_logprobs, usage, `max_tokens`, `continue_final_message`, and
 GET /v1/models. "Tokens" are whitespace-led words. The answer to a prompt comes from `script(prompt_text,
-prefix, sample_index, seed)`; by default it answers "What is A + B?" with "The answer is A+B." .
+prefix, sample_index, seed)`; by default it answers "What is A + B?" with "The answer is A+B." . As vLLM
+does, choice i of a seeded n-request gets seed + i, and n > 1 at temperature 0 is refused with HTTP 400
+"n must be 1 when using greedy sampling, got N." (`greedy_n=True` serves it instead).
 
-Feature switches: support_n, support_logprobs, usage (send usage or not), support_prefix, strict (reject
-unknown fields with 422, like `transformers serve`). Fault injection: `faults = {"kind": k, "times": t}`
+Feature switches: support_n, greedy_n, support_logprobs, usage (send usage or not), support_prefix, strict
+(reject unknown fields with 422, like `transformers serve`), prompt_cache (report
+`usage.prompt_tokens_details.cached_tokens` as vLLM with --enable-prompt-tokens-details: a prompt seen
+before is served from cache in whole `cache_block`s, its last token never). `stream_options.
+continuous_usage_stats` puts usage in every chunk. `disconnects` counts streams the client closed early.
+Fault injection: `faults = {"kind": k, "times": t}`
 makes each distinct request body fail its first t attempts with kind in drop (close the connection with
 no answer), hang (sleep `hang_s` before answering), 500, 429 (Retry-After: `retry_after`), cut (stream
 half the tokens, then close the connection mid-chunk); `times=None` fails forever.
@@ -33,11 +39,15 @@ def default_script(prompt: str, prefix: str, i: int, seed) -> str:
 
 
 class FakeOpenAIServer:
-    def __init__(self, script=default_script, *, support_n=True, support_logprobs=True, usage=True,
+    def __init__(self, script=default_script, *, support_n=True, greedy_n=False, support_logprobs=True, usage=True,
                  support_prefix=True, strict=False, stop_style="vllm", token_delay_s=0.0, tokens_per_delta=1,
-                 faults=None, hang_s=5.0, retry_after="0.05", model="fake-model"):
+                 faults=None, hang_s=5.0, retry_after="0.05", model="fake-model", prompt_cache=False,
+                 cache_block=4):
         self.script, self.model = script, model
-        self.support_n, self.support_logprobs, self.usage = support_n, support_logprobs, usage
+        self.support_n, self.greedy_n, self.support_logprobs, self.usage = support_n, greedy_n, support_logprobs, usage
+        self.prompt_cache, self.cache_block = prompt_cache, cache_block
+        self._cached_prompts: set[str] = set()
+        self.disconnects = 0  # streams the client closed before their end (e.g. an aborted sample)
         self.support_prefix, self.strict, self.stop_style = support_prefix, strict, stop_style
         self.token_delay_s, self.tokens_per_delta = token_delay_s, tokens_per_delta
         self.faults, self.hang_s, self.retry_after = faults, hang_s, retry_after
@@ -139,6 +149,11 @@ class FakeOpenAIServer:
         elif not self.support_prefix and body.get("continue_final_message"):
             await self._send(writer, 400, {"error": {"message": "unknown field 'continue_final_message'"}})
             return True
+        n = body.get("n", 1)
+        if self.support_n and not self.greedy_n and n > 1 and body.get("temperature") == 0:
+            await self._send(writer, 400, {"error": {"message": f"n must be 1 when using greedy sampling, got {n}.",
+                                                     "type": "BadRequestError", "code": 400}})
+            return True
         fault = self._fault_for(body)
         self.active += 1
         self.max_active = max(self.max_active, self.active)
@@ -155,6 +170,10 @@ class FakeOpenAIServer:
                 await self._send(writer, 429, {"error": {"message": "slow down"}}, {"Retry-After": self.retry_after})
                 return True
             return await self._stream(body, path == "/v1/chat/completions", writer, cut=fault == "cut")
+        except ConnectionError:
+            with self._lock:
+                self.disconnects += 1
+            return False
         finally:
             self.active -= 1
 
@@ -184,8 +203,9 @@ class FakeOpenAIServer:
         stops = body.get("stop") or []
         stops = [stops] if isinstance(stops, str) else stops
         out = []
+        seed = body.get("seed")
         for i in range(n):
-            text = self.script(prompt, prefix, i, body.get("seed"))
+            text = self.script(prompt, prefix, i, None if seed is None else seed + i)  # as vLLM seeds choice i
             toks = WORD.findall(text)
             finish, stop_reason, eos = "stop", None, True
             acc = ""
@@ -232,6 +252,15 @@ class FakeOpenAIServer:
         base = {"id": "x", "object": obj, "created": int(time.time()), "model": self.model}
         total = sum(len(s["toks"]) for s in samples)
         sent = 0
+        p = samples[0]["prompt"] if samples else 0
+        usage = {"prompt_tokens": p}
+        if self.prompt_cache:
+            key = json.dumps([body.get("messages"), body.get("prompt")])
+            hit = key in self._cached_prompts
+            self._cached_prompts.add(key)
+            usage["prompt_tokens_details"] = {"cached_tokens": (p - 1) // self.cache_block * self.cache_block
+                                              if hit else 0}
+        continuous = bool((body.get("stream_options") or {}).get("continuous_usage_stats"))
         if chat:
             await event({**base, "choices": [{"index": i, "delta": {"role": "assistant"}} for i in range(len(samples))]})
         k = max(1, self.tokens_per_delta)
@@ -252,16 +281,15 @@ class FakeOpenAIServer:
                         ch["logprobs"] = lp
                 else:
                     ch = {"index": i, "text": "".join(group), "finish_reason": None, "logprobs": lp}
-                await event({**base, "choices": [ch]})
                 sent += len(group)
+                extra = {"usage": {**usage, "completion_tokens": sent, "total_tokens": p + sent}} if continuous else {}
+                await event({**base, "choices": [ch], **extra})
             fin = {"index": i, "finish_reason": s["finish"], "stop_reason": s["stop_reason"]}
             fin.update({"delta": {}} if chat else {"text": ""})
             await event({**base, "choices": [fin]})
         if self.usage:
-            p = samples[0]["prompt"] if samples else 0
             c = sum(s["completion"] for s in samples)
-            await event({**base, "choices": [], "usage": {"prompt_tokens": p, "completion_tokens": c,
-                                                          "total_tokens": p + c}})
+            await event({**base, "choices": [], "usage": {**usage, "completion_tokens": c, "total_tokens": p + c}})
         # Record before the terminator: a client that has seen [DONE] must find it counted.
         with self._lock:
             self.completion_tokens_sent += sum(s["completion"] for s in samples)

@@ -37,7 +37,6 @@ from ..policies import fit_majority_table, parse_policy
 from ..policies.curves import Curve
 from ..policies.schema import plan_fields
 from ..registry import stopping_rules
-from ..stopping import make_rule
 from ..bank.bank import SAMPLING, Bank
 from ..bank.simulate import Simulator
 from ..bank.sweep import StatisticTable
@@ -217,10 +216,6 @@ class Tuner:
         out = []
         for p in pareto(points):
             stop = sweeps["tune"].stopping(p["level"])
-            try:  # a level at the edge of the statistic's range may map to no valid parameter
-                make_rule(rule, stop["params"])
-            except ConfigError:
-                continue
             ms, per = {}, {}
             for split, sw in sweeps.items():
                 r = sw.at(p["level"])

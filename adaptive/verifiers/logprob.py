@@ -16,36 +16,25 @@ class MeanLogprob:
     needs = frozenset({"logprobs"})
 
     def score(self, prompt: PromptLike, completions: Sequence[Completion], ledger=None) -> list[float]:
-        return [math.exp(sum(c.logprobs) / len(c.logprobs)) if c.logprobs else 0.0 for c in completions]
-
-
-MODES = ("mean", "tail", "lowest_group", "bottom10")
+        return [math.exp(c.mean_logprob) if c.logprobs else 0.0 for c in completions]
 
 
 class Confidence:
-    """DeepConf (Fu et al. 2025) trace confidences from top-k logprobs; higher = more confident."""
+    """DeepConf (Fu et al. 2025) trace confidences from top-k logprobs; higher = more confident.
+    `window` and `tail` default to adaptive.confidence's DEFAULT_WINDOW and DEFAULT_TAIL."""
 
     name = "confidence"
     needs = frozenset({"top_logprobs"})
 
-    def __init__(self, mode: str = "lowest_group", window: int = 16, tail: int = 32):
-        if mode not in MODES:
-            raise ConfigError(f"confidence verifier: mode={mode!r}; accepted: {', '.join(MODES)}")
+    def __init__(self, mode: str = "lowest_group", window: int = C.DEFAULT_WINDOW, tail: int = C.DEFAULT_TAIL):
+        if mode not in C.MODES:
+            raise ConfigError(f"confidence verifier: mode={mode!r}; accepted: {', '.join(C.MODES)}")
         if window < 1 or tail < 1:
             raise ConfigError("confidence verifier: window and tail must be >= 1")
         self.mode, self.window, self.tail = mode, window, tail
 
     def trace(self, c: Completion) -> float:
-        conf = [C.token_confidence(t) for t in c.top_logprobs]
-        if not conf:
-            return 0.0
-        if self.mode == "mean":
-            return C.mean_confidence(conf)
-        if self.mode == "tail":
-            return C.tail_confidence(conf, tail=self.tail)
-        if self.mode == "lowest_group":
-            return C.lowest_group_confidence(conf, self.window)
-        return C.bottom_percent_confidence(conf, self.window, percent=10)
+        return C.trace_confidence(c.top_logprobs, self.mode, self.window, self.tail)
 
     def score(self, prompt: PromptLike, completions: Sequence[Completion], ledger=None) -> list[float]:
         return [self.trace(c) for c in completions]

@@ -17,6 +17,7 @@ from ...errors import InputError
 from ...metrics.flops import decode_flops, model_flops_spec, prefill_flops
 from ..base import (CallUsage, Completion, Generation, PromptLike, PromptPass, PromptPassBatch, Request, SamplingParams,
                    check_prompt)
+from ..stop import StopCheck
 from .prefix_cache import PrefixCache
 from .sampler import next_tokens
 from .shared_prefix import SharedPrefixState
@@ -342,7 +343,7 @@ class HFBackend:
         times: list[list[float]] = [[] for _ in range(rows)]
         finish: list[str | None] = [None] * rows
         alive = list(range(rows))   # batch position -> row id
-        stop_texts = params.stop
+        check = StopCheck(params, self.eos_ids)
         k_top = params.top_logprobs
         for step in range(params.max_new_tokens):
             nxt = next_tokens(logits, params.temperature, params.top_k, params.top_p, gen)
@@ -363,7 +364,9 @@ class HFBackend:
                 if on_token is not None:
                     on_token(req_index[int(owner[row])], int(sample_of[row]), tok, now)
                 d0 = time.perf_counter()
-                finish[row] = self._finished(toks[row], tops[row], params, stop_texts)
+                tail = self.tokenizer.decode(toks[row][-check.tail_tokens:], skip_special_tokens=True) \
+                    if check.tail_tokens else ""
+                finish[row] = check.after_token(tok, tops[row], tail)
                 detok += time.perf_counter() - d0
             if step == params.max_new_tokens - 1:
                 break
@@ -384,10 +387,12 @@ class HFBackend:
         comps: list[list[Completion]] = [[] for _ in ids]
         for row in range(rows):
             reason = finish[row] or "length"
-            text, matched = self._text(toks[row], reason, stop_texts)
-            comps[int(owner[row])].append(Completion(text=text, token_ids=toks[row], finish_reason=reason,
-                                                     logprobs=lps[row], top_logprobs=tops[row],
-                                                     token_times=times[row], stop_string=matched))
+            body = toks[row][:-1] if reason == "eos" else toks[row]
+            end = check.end(self.tokenizer.decode(body, skip_special_tokens=True), reason)
+            comps[int(owner[row])].append(Completion(text=end.text, token_ids=toks[row],
+                                                     finish_reason=end.finish_reason, logprobs=lps[row],
+                                                     top_logprobs=tops[row], token_times=times[row],
+                                                     stop_string=end.stop_string))
         t_end = clock_now()
         times = {"prefill": t_prefill - t0, "decode": t_decode - t_prefill - detok,
                  "detokenize": detok + t_end - t_decode}
@@ -404,32 +409,6 @@ class HFBackend:
                 continue
             key = tuple(ids[int(owner[row])]) + tuple(toks[row][:-1])  # the last token was never fed
             self.prefix_cache.store(key, kv.row_kv(b, len(toks[row]) - 1))
-
-    def _finished(self, toks: list[int], tops: list[list[float]], params: SamplingParams, stop_texts) -> str | None:
-        if toks[-1] in self.eos_ids and not params.ignore_eos:
-            return "eos"
-        if stop_texts:
-            # Only the tail can contain a new stop string; decode a window wide enough for the longest.
-            tail = self.tokenizer.decode(toks[-(max(map(len, stop_texts)) + 8):], skip_special_tokens=True)
-            if any(s in tail for s in stop_texts):
-                return "stop"
-        if params.confidence_floor is not None and len(tops) >= params.confidence_window:
-            window = tops[-params.confidence_window:]
-            conf = sum(-sum(v) / len(v) for v in window) / len(window)
-            if conf < params.confidence_floor:
-                return "abort"
-        return None
-
-    def _text(self, toks: list[int], reason: str, stop_texts) -> tuple[str, str | None]:
-        """Decoded text, cut before the earliest stop string (which is returned too)."""
-        body = toks[:-1] if reason == "eos" else toks
-        text = self.tokenizer.decode(body, skip_special_tokens=True)
-        if reason == "stop":
-            hits = [(text.find(s), s) for s in stop_texts if s in text]
-            if hits:
-                at, s = min(hits)
-                return text[:at], s
-        return text, None
 
 
 class _ExpandedKV:
