@@ -77,11 +77,14 @@ class Upstream:
     fake: FakeOpenAIServer | None = None   # the fault-injecting fake, when the upstream is the fake
 
 
-@pytest.fixture(params=["fake"])
+@pytest.fixture(params=["fake", pytest.param("vllm", marks=pytest.mark.vllm)])
 def upstream(request):
     if request.param == "fake":
         with FakeOpenAIServer(token_delay_s=0.002) as srv:
             yield Upstream(srv.url, srv.model, srv)
+    else:  # the session's real vLLM (tests/conftest.py), on the embedded model
+        srv = request.getfixturevalue("vllm_server")
+        yield Upstream(srv.base_url, srv.model)
 
 
 def openai_backend(url: str, model: str, **kw):
@@ -444,21 +447,33 @@ def test_slo_mode_trades_samples_for_latency_end_to_end():
 
 # -- an upstream OpenAI-compatible server as the backend ----------------------------------------------
 def test_upstream_chat_completions_and_live_stream(upstream):
-    be = openai_backend(upstream.url, upstream.model)
+    fake = upstream.fake is not None
+    be = openai_backend(upstream.url, upstream.model, timeout_s=120)
     try:
-        with serving(be, Plan(max_samples=3, max_new_tokens=32)) as (srv, client):
+        with serving(be, Plan(max_samples=3, max_new_tokens=16, seed=0)) as (srv, client):
             r = client.chat.completions.create(model="m", messages=MSG)
-            assert r.choices[0].message.content == "The answer is 12."
-            assert adaptive_of(r)["votes"] == {"12": 3.0}
-            if upstream.fake is not None:
+            a = adaptive_of(r)
+            assert len(a["samples"]) == 3 and sum(a["votes"].values()) <= 3
+            assert r.usage.completion_tokens == sum(s["tokens"] for s in a["samples"]) > 0
+            if fake:
+                assert r.choices[0].message.content == "The answer is 12." and a["votes"] == {"12": 3.0}
                 assert r.usage.completion_tokens == upstream.fake.completion_tokens_sent
+            else:
+                assert r.choices[0].message.content and r.usage.prompt_tokens > 0
             t = client.completions.create(model="m", prompt="What is 2 + 2?", extra_body=ONE)
-            assert t.choices[0].text == "The answer is 4."
+            assert adaptive_of(t)["compute"]["samples"] == 1 and t.usage.completion_tokens <= 16
+            if fake:
+                assert t.choices[0].text == "The answer is 4."
             chunks = list(client.chat.completions.create(model="m", messages=MSG, stream=True, extra_body=ONE,
                                                          stream_options={"include_usage": True}))
             deltas = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
-            assert deltas == ["The", " answer", " is", " 12."]  # token by token, as the upstream sent them
-            assert chunks[-1].usage.completion_tokens == 5
+            last = [c for c in chunks if c.choices and c.choices[0].finish_reason][-1]
+            assert last.model_extra["adaptive"]["compute"]["samples"] == 1
+            if fake:
+                assert deltas == ["The", " answer", " is", " 12."]  # token by token, as the upstream sent them
+                assert chunks[-1].usage.completion_tokens == 5
+            else:
+                assert len(deltas) >= 2 and chunks[-1].usage.completion_tokens >= len(deltas)
     finally:
         be.close()
     assert serve_threads() == []
