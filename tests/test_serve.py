@@ -26,7 +26,7 @@ pytest.importorskip("sse_starlette")
 from adaptive.backends.fake import FakeBackend  # noqa: E402
 from adaptive.controller import Controller  # noqa: E402
 from adaptive.plan import Plan  # noqa: E402
-from adaptive.policies import FixedPolicy, load_policy  # noqa: E402
+from adaptive.policies import FixedPolicy  # noqa: E402
 from adaptive.serve import ServeSettings, SLOSettings, create_app  # noqa: E402
 from adaptive.serve.admission import LoadGovernor, Overloaded  # noqa: E402
 from adaptive.serve.server import BackgroundServer  # noqa: E402

@@ -37,7 +37,6 @@ from starlette.routing import Route
 
 from ..errors import AdaptiveError, InputError, PlanError
 from ..generator import DEFAULT_PLAN
-from ..policies import FixedPolicy
 from .admission import LoadGovernor, Overloaded
 from .dispatch import Dispatcher, Job, cap_plan
 from .metrics import CONTENT_TYPE, ServeMetrics
