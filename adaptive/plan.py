@@ -173,6 +173,16 @@ class Plan:
                 if k not in APPLIES_TO or strategy not in BUILTIN_STRATEGIES or strategy in APPLIES_TO[k]}
         return Plan(**{**keep, "strategy": strategy, **changes})
 
+    def override(self, **changes) -> "Plan":
+        """This plan with some fields changed; a change of strategy goes through `with_strategy`, so fields
+        the new strategy does not read fall back to their defaults. PlanError on an invalid result."""
+        if not changes:
+            return self
+        if changes.get("strategy", self.strategy) != self.strategy:
+            changes = dict(changes)
+            return self.with_strategy(changes.pop("strategy"), **changes)
+        return self.replace(**changes)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -13,7 +13,8 @@ from ..errors import AdaptiveError
 
 # subcommand -> module (imported when the parser is built; each imports its heavy parts inside run)
 SUBCOMMANDS = {"demo": "demo", "generate": "generate", "eval": "eval", "report": "report",
-               "train-estimator": "train_estimator", "bank": "bank", "tune": "tune", "bench": "bench"}
+               "train-estimator": "train_estimator", "bank": "bank", "tune": "tune", "bench": "bench",
+               "serve": "serve"}
 
 
 class ArgumentParser(argparse.ArgumentParser):

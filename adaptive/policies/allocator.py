@@ -70,3 +70,23 @@ def greedy_allocate(values: Sequence[Sequence[float]], total: float, cost: float
         if d:
             heapq.heappush(heap, (-r, i, d))
     return alloc
+
+
+def priced_allocate(values: Sequence[float], price: float, minimum: int = 1) -> tuple[int, float]:
+    """One prompt's samples at a price: starting from `minimum`, take the best next step (as greedy_allocate
+    does) while it buys at least `price` expected success per sample. The dual of greedy_allocate: a batch
+    allocated greedily with total T takes exactly the steps worth more than some price, so raising the price
+    removes the steps of least marginal gain first, whichever prompt they belong to. values = [f(0), ...,
+    f(cap)]. Returns (samples, gain per sample of the first step not taken; 0.0 when none is left)."""
+    if price < 0:
+        raise InputError(f"price={price!r}: must be >= 0")
+    cap = len(values) - 1
+    if cap < minimum:
+        raise InputError(f"cap {cap} is below the minimum {minimum}")
+    b = minimum
+    while b < cap:
+        r, d = _best_step(values, b, 1.0, float(cap - b))
+        if not d or r < price - EPS:
+            return b, r
+        b += d
+    return b, 0.0
