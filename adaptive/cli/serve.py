@@ -20,18 +20,16 @@ def run(args) -> int:
 
     check_bindable(args.host, args.port)  # before anything loads: a taken port costs nothing
     policies, default = _policies(args)  # a bad policy file costs nothing: checked before the model loads
-    cfg = backend_config(args)
-    if cfg["kind"] == "openai":
-        if args.tokenizer:
-            cfg["tokenizer"] = args.tokenizer
-        cfg.setdefault("timeout_s", args.upstream_timeout_s)
-        if not (cfg.get("base_url") or os.environ.get("OPENAI_BASE_URL")):
-            raise InputError("--backend openai needs --base-url (the upstream server, e.g. http://127.0.0.1:8000/v1)")
-        if not args.model:
-            raise InputError("--backend openai needs --model: the model name the upstream server serves")
-        _check_upstream(cfg.get("base_url") or os.environ["OPENAI_BASE_URL"], cfg.get("api_key"))
-    elif args.tokenizer:
+    kind = args.backend or "hf"
+    if args.tokenizer and kind != "openai":
         raise InputError("--tokenizer is for --backend openai (the local model brings its own)")
+    cfg = backend_config(args, {"kind": kind, **({"tokenizer": args.tokenizer} if args.tokenizer else {})})
+    if cfg.kind == "openai":
+        if not (cfg.base_url or os.environ.get("OPENAI_BASE_URL")):
+            raise InputError("--backend openai needs --base-url (the upstream server, e.g. http://127.0.0.1:8000/v1)")
+        if not cfg.model:
+            raise InputError("--backend openai needs --model: the model name the upstream server serves")
+        _check_upstream(cfg.base_url or os.environ["OPENAI_BASE_URL"], cfg.api_key)
     name = args.served_model_name or args.model or "adaptive"
     settings = ServeSettings(host=args.host, port=args.port, model_name=name, default_policy=default,
                              api_key_env=args.api_key_env or None, max_body_bytes=args.max_body_bytes,
@@ -116,14 +114,9 @@ def add_arguments(p) -> None:
     from ..serve.settings import SLO_METRICS, ServeSettings, SLOSettings
 
     d, s = ServeSettings(), SLOSettings()
-    p.add_argument("--model", default=None,
-                   help="hf: hub id or local path (default: the embedded SmolLM2-135M); openai: the upstream's model name")
-    p.add_argument("--device", default="auto", help="hf: auto (CUDA if available, else CPU), cpu, cuda, cuda:N, mps")
     add_backend_args(p)
     p.add_argument("--tokenizer", default=None,
                    help="openai: a local tokenizer (hub id or path) to count prompt tokens and tokens the server omits")
-    p.add_argument("--upstream-timeout-s", type=float, default=60.0,
-                   help="openai: seconds per upstream attempt (then retried with backoff; default 60)")
     p.add_argument("--host", default=d.host, help=f"address to bind (default {d.host}: this machine only)")
     p.add_argument("--port", type=int, default=d.port, help=f"port (default {d.port}; 0: any free port)")
     p.add_argument("--served-model-name", default=None,
