@@ -76,7 +76,9 @@ def test_wheel_installs_and_runs_outside_the_repo(tmp_path):
     for f in ("adaptive/resources/eval/default.yaml", "adaptive/resources/policies/fixed_sc8.yaml",
               "adaptive/resources/policies/README.md", "adaptive/resources/tasks/arith_mixed.yaml",
               "adaptive/resources/tune/default.yaml", "adaptive/resources/bench/sweep.yaml",
-              "adaptive/testing/fake_openai.py", "adaptive/__main__.py"):
+              "adaptive/testing/fake_openai.py", "adaptive/__main__.py", "adaptive/resources/policies/embedded_probe.npz",
+              "adaptive/resources/policies/embedded_probe.npz.json", "adaptive/resources/banks/skills_train_k32.jsonl.gz",
+              "adaptive/resources/demo/default.yaml"):
         assert f in names, f
 
     # 2. a fresh venv; the wheel installed non-editable without dependencies; the dependencies come from
@@ -119,6 +121,8 @@ def test_wheel_installs_and_runs_outside_the_repo(tmp_path):
         "assert isinstance(r, Result) and r.plan.max_samples == 8 and r.compute.samples >= 1, r\n"
         "from adaptive.answers.bounded import call_bounded\n"
         "assert call_bounded('os:getenv', ['PYTHONPATH'], 60, mode='process') is None\n"
+        "d = AdaptiveGenerator(backend=gen.backend, policy='binned_default').generate('What is 6 + 1?')\n"
+        "assert d.difficulty.estimator == 'probe' and 'p_hat' in d.decision['reason'], d.decision\n"
         "print('answer', repr(r.answer))\n")
     out = _run([str(py), "-c", code], cwd=work, env=env)
     assert "answer" in out.stdout
