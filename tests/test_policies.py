@@ -47,13 +47,19 @@ def test_schema_errors_name_file_and_key(tmp_path, raw, key):
 
 def test_shipped_defaults_load_and_plan():
     diffs = [Difficulty(0.1, 0), Difficulty(0.5, 2), Difficulty(0.95, 4)]
-    for name in ("fixed_sc8", "adaptive_beta", "binned_default", "allocate_default"):
+    for name in ("fixed_sc8", "adaptive_beta", "binned_manual", "binned_default", "allocate_default"):
         pol = load_policy(name)
         plans = pol.plans(["a", "b", "c"], diffs if pol.needs_estimator else None)
         assert len(plans) == 3 and all(p.max_samples >= 1 for p in plans)
     assert load_policy("adaptive_beta").plans(["x"])[0].stopping == "beta"
-    assert [p.max_samples for p in load_policy("binned_default").plans(["a"] * 3, diffs)] == [16, 8, 1]
-    assert load_policy("binned_default").needs_estimator and not load_policy("fixed_sc8").needs_estimator
+    assert [p.max_samples for p in load_policy("binned_manual").plans(["a"] * 3, diffs)] == [16, 8, 1]
+    assert load_policy("binned_manual").needs_estimator and not load_policy("fixed_sc8").needs_estimator
+    # the tuned default maps each p_hat to the plan of the first bin whose max_p it is below
+    tuned = load_policy("binned_default")
+    assert tuned.estimator_path().is_file() and tuned.by == "max_p" and tuned.edges[-1] == 1.0
+    for d, plan in zip(diffs, tuned.plans(["a"] * 3, diffs)):
+        first = next(i for i, e in enumerate(tuned.edges) if d.p_hat < e or e == 1.0)
+        assert plan == tuned.bin_plans[first]
     with pytest.raises(ConfigError):
         load_policy("no_such_policy")
 

@@ -19,7 +19,8 @@ EXPECTED = {
     "tune": {"default", "demo"},
     "bench": {"default", "quick", "sweep"},
     "demo": {"default", "draw_bank"},
-    "policies": {"fixed_sc8", "adaptive_beta", "binned_default", "allocate_default"},
+    "policies": {"fixed_sc8", "adaptive_beta", "binned_manual", "binned_default",
+                 "allocate_default"},
 }
 
 
