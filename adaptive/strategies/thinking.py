@@ -198,8 +198,10 @@ def _after_chunk(run: _Run, t: _Trace, c: Completion) -> bool:
     """Apply one chunk to its trace; True when the trace is still thinking mid-thought (probe it)."""
     plan = run.plan
     t.add_chunk(c)
-    ended = c.finish_reason in ("stop", "eos")  # the model closed its thought, or ended its output in it
-    if ended and t.tokens < plan.min_thinking_tokens and t.tokens < plan.max_thinking_tokens:
+    # The model closed its thought, or ended its output in it (a chunk with no tokens at all ends it too:
+    # a backend that makes no progress would otherwise be asked again forever).
+    ended = c.finish_reason in ("stop", "eos") or c.n_tokens == 0
+    if ended and c.n_tokens and t.tokens < plan.min_thinking_tokens and t.tokens < plan.max_thinking_tokens:
         t.thought += plan.continuation_cue  # s1: suppress the end of thinking, append the cue, go on
         t.cues += 1
         return False
