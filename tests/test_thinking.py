@@ -356,3 +356,25 @@ def test_simulator_refuses_thinking_plans_saying_why():
     bank = Bank([GradedPrompt("1", "question", "g", [GradedSample("g", 1.0, 10)], {}, None, None)])
     with pytest.raises(NotReplayable, match="trial answers probed along each thinking trace"):
         Simulator(bank, seeds=1).run_plan(Plan(strategy="thinking", max_samples=4))
+
+
+def test_thinking_through_an_openai_server_by_prefix_continuation():
+    """The same loop on the OpenAI backend (assistant-prefix continuation via continue_final_message)
+    against the fake server ("tokens" are whitespace-led words): probes every 4 words, exit at 8."""
+    from adaptive.backends.openai import OpenAIBackend
+    from adaptive.testing.fake_openai import FakeOpenAIServer
+
+    def script(prompt, prefix, i, seed):
+        if prefix.endswith(ANSWER_CUE):
+            return " 7"
+        return " The answer is 7." if prefix.endswith(CLOSE) else " step" * 50
+
+    with FakeOpenAIServer(script) as srv, OpenAIBackend(srv.url, "fake-model", backoff_base_s=0.01,
+                                                        timeout_s=5) as b:
+        r, _ = think(b, max_samples=2, max_thinking_tokens=20, exit_rule="convergence", probe_interval=4)
+        assert r.answer == "7" and r.stop_reason == "exit:convergence"
+        assert [t["thinking_tokens"] for t in r.extra["thinking"]] == [8, 8]
+        assert all(body.get("continue_final_message") for body in srv.requests)
+        assert srv.requests[0]["messages"][-1] == {"role": "assistant", "content": OPEN}
+        c = r.compute
+        assert c.thinking_tokens + c.probe_tokens + c.answer_tokens == c.generated_tokens == srv.completion_tokens_sent
