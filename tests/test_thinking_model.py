@@ -58,9 +58,13 @@ def test_early_exit_and_fixed_cap_both_end_with_an_answer(hf_backend, totals_del
 def test_each_chunk_prefills_only_its_new_tokens(hf_backend):
     """The prefix cache holds prompt + trace: a later chunk, a probe and the answer compute only what is new
     (the previous chunk's last token, which was never fed, a re-tokenised boundary, the markers and cues)."""
+    from adaptive.backends.hf import HFBackend
+
     plan = Plan(strategy="thinking", max_samples=2, max_thinking_tokens=36, exit_rule="confidence",
                 exit_threshold=1.0, probe_interval=12, probe_max_tokens=6, max_new_tokens=8, temperature=0.7, seed=3)
-    r, calls = _run(hf_backend, plan)
+    backend = HFBackend(hf_backend.model, hf_backend.tokenizer)  # its own prefix cache, whatever ran before
+    assert backend.prefix_cache is not None
+    r, calls = _run(backend, plan)
     thinking = [u for u in calls if u.purpose == "thinking"]
     assert len(thinking) == 3 and all(t["thinking_tokens"] == 36 for t in r.extra["thinking"])
     for u in thinking[1:] + [u for u in calls if u.purpose in ("probe", "answer")]:
