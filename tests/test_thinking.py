@@ -164,7 +164,8 @@ def test_convergence_exits_at_the_right_token():
         assert [p["answer"] for p in t["probes"]] == ["3", "5", "5"] and [p["at"] for p in t["probes"]] == [10, 20, 30]
     kinds = [purpose_of(p) for _, p, _ in b.gens]
     assert kinds == ["thinking", "probe"] * 3 + ["answer"]
-    assert all(len(reqs) == 2 for reqs, _, _ in b.gens)  # both traces ride in every call
+    assert all(sum(q.n for q in reqs) == 2 for reqs, _, _ in b.gens)  # both traces ride in every call
+    assert [len(reqs) for reqs, _, _ in b.gens][:2] == [1, 1]  # same prefix: one request of n=2
     reqs, params, _ = b.gens[-1]
     assert reqs[0].prefix == OPEN + "x" * 30 + CLOSE + ANSWER_CUE and params.max_new_tokens == 20
     c = r.compute
@@ -276,9 +277,11 @@ def test_two_queries_share_each_rounds_call():
     plan = Plan(strategy="thinking", max_samples=2, max_thinking_tokens=20, exit_rule="convergence",
                 probe_interval=10, max_new_tokens=8)
     results = ctl.execute(qs, [plan, plan])
-    # think 10, probe, think 10 (the cap), answer: each call carries both queries' 2 traces
-    assert [(purpose_of(p), len(reqs)) for reqs, p, _ in b.gens] == [
-        ("thinking", 4), ("probe", 4), ("thinking", 4), ("answer", 4)]
+    # think 10, probe, think 10 (the cap), answer: each call carries both queries' 2 traces (the scripted
+    # model writes the same thought for both traces: one request of n=2 per query)
+    assert [(purpose_of(p), len(reqs), sum(q.n for q in reqs)) for reqs, p, _ in b.gens] == [
+        ("thinking", 2, 4), ("probe", 2, 4), ("thinking", 2, 4), ("answer", 2, 4)]
+    assert {q.prompt for q in b.gens[0][0]} == {"one?", "two?"}
     for r in results:
         assert r.compute.model_calls == 4 and r.compute.samples == 2 and r.answer == "4"
     assert sum(r.compute.generated_tokens for r in results) == b.totals.generated_tokens
@@ -371,8 +374,12 @@ def test_thinking_through_an_openai_server_by_prefix_continuation():
 
     with FakeOpenAIServer(script) as srv, OpenAIBackend(srv.url, "fake-model", backoff_base_s=0.01,
                                                         timeout_s=5) as b:
-        r, _ = think(b, max_samples=2, max_thinking_tokens=20, exit_rule="convergence", probe_interval=4)
+        r, _ = think(b, max_samples=2, max_thinking_tokens=20, exit_rule="convergence", probe_interval=4, seed=5)
         assert r.answer == "7" and r.stop_reason == "exit:convergence"
+        # the first chunk is one request of n=2 (samples seeded 5 and 6); the next follows the 2 rows drawn (the
+        # scripted traces are alike, so it is one request of n=2 again); the answers follow those 4
+        chunks = [(q.get("n"), q.get("seed")) for q in srv.requests if q.get("stop") == [CLOSE]]
+        assert chunks == [(2, 5), (2, 7)] and (srv.requests[-1].get("n"), srv.requests[-1].get("seed")) == (2, 9)
         assert [t["thinking_tokens"] for t in r.extra["thinking"]] == [8, 8]
         assert all(body.get("continue_final_message") for body in srv.requests)
         assert srv.requests[0]["messages"][-1] == {"role": "assistant", "content": OPEN}

@@ -13,7 +13,9 @@ The loop, over every trace of every query in the batch (`run_thinking_batch`):
     round:   every active trace's next thought chunk: Request(prompt, prefix=<open> + thought so far,
              will_continue=True), stop at the end delimiter, <= probe_interval tokens (the whole remaining
              thinking budget without an exit rule). Traces with the same sampling settings share ONE
-             backend call (all N traces of a query do).
+             backend call (all N traces of a query do); traces with the same prefix (all N on the first
+             chunk) share one request of n samples, so a seeded call still samples each differently
+             (the seed follows the rows drawn so far, as in the sampling strategies).
              A chunk ending at the end delimiter: the thought is closed (or reopened with the cue below the
              minimum); at the cap: closed and forced; cut by length: still thinking.
     probes:  every trace still thinking gets a greedy trial answer from prefix = <open> + thought + <close>
@@ -90,7 +92,7 @@ class _Run:
     rule: object
     traces: list[_Trace]
     reserve: float             # generated tokens held back for the answers
-    rounds: int = 0
+    drawn: int = 0             # sampled rows so far (chunks and answers): the next call's seed follows them
 
     @property
     def opener(self) -> str:
@@ -131,15 +133,35 @@ class _Run:
         self.query.ledger.add(u)
 
 
-def _charge(members: list[tuple["_Run", "_Trace"]], gen, purpose: str) -> None:
-    """Charge a call that served `members` (in request order) to each query's ledger."""
+def _call(backend: Backend, members: list[tuple["_Run", "_Trace"]], params: SamplingParams, prefix_of,
+          purpose: str, will_continue: bool = False) -> list[Completion]:
+    """One backend call serving `members` ((query run, trace) pairs): each member's completion, in order.
+    Traces of one query with the same prefix (all of them, on the first chunk) share one request of n
+    samples, so a seeded call still gives each its own sample (sample j is seeded seed + j). Each query
+    is charged its share."""
+    slots: dict[tuple[int, str], list[int]] = {}
+    for k, (run, t) in enumerate(members):
+        slots.setdefault((id(run), prefix_of(run, t)), []).append(k)
+    keys = list(slots)
+    requests = []
+    for key in keys:
+        run = members[slots[key][0]][0]
+        requests.append(Request(run.query.prompt, n=len(slots[key]), prefix=key[1], raw=run.query.raw,
+                                will_continue=will_continue))
+    gen = backend.generate(requests, params)
+    out: list = [None] * len(members)
     by_run: dict[int, tuple[_Run, list, list]] = {}
-    for (run, t), usage in zip(members, gen.per_request):
+    for key, comps, usage in zip(keys, gen.completions, gen.per_request):
+        ks = slots[key]
+        for k, c in zip(ks, comps):
+            out[k] = c
+        run = members[ks[0]][0]
         _, ts, us = by_run.setdefault(id(run), (run, [], []))
-        ts.append(t)
+        ts.extend(members[k][1] for k in ks)
         us.append(usage)
     for run, ts, us in by_run.values():
         run.charge(ts, us, purpose)
+    return out
 
 
 def _start(query: Query, plan: Plan, backend: Backend) -> _Run:
@@ -180,16 +202,14 @@ def _think_round(runs: list[_Run], backend: Backend) -> list[tuple[_Run, _Trace]
             for t in active:
                 t.end, t.forced = BUDGET, True
             continue
-        params = sampling_params(run.plan, c, seed_offset=run.rounds, stop=(run.fmt.close,))
-        run.rounds += 1
+        params = sampling_params(run.plan, c, drawn=run.drawn, stop=(run.fmt.close,))
+        run.drawn += len(active)
         groups.setdefault(params, []).extend((run, t) for t in active)
     to_probe = []
     for params, members in groups.items():
-        gen = backend.generate([Request(r.query.prompt, prefix=r.opener + t.thought, raw=r.query.raw,
-                                        will_continue=True) for r, t in members], params)
-        _charge(members, gen, "thinking")
-        for (run, t), comps in zip(members, gen.completions):
-            if _after_chunk(run, t, comps[0]):
+        comps = _call(backend, members, params, lambda r, t: r.opener + t.thought, "thinking", will_continue=True)
+        for (run, t), c in zip(members, comps):
+            if _after_chunk(run, t, c):
                 to_probe.append((run, t))
     return to_probe
 
@@ -228,11 +248,8 @@ def _probe_round(members: list[tuple[_Run, _Trace]], backend: Backend) -> None:
                                 top_logprobs=1 if run.rule.needs_logprobs else 0)
         groups.setdefault(params, []).append((run, t))
     for params, group in groups.items():
-        gen = backend.generate([Request(r.query.prompt, prefix=r.probe_prefix(t), raw=r.query.raw)
-                                for r, t in group], params)
-        _charge(group, gen, "probe")
-        for (run, t), comps in zip(group, gen.completions):
-            c = comps[0]
+        comps = _call(backend, group, params, lambda r, t: r.probe_prefix(t), "probe")
+        for (run, t), c in zip(group, comps):
             lps = c.logprobs[:-1] if c.finish_reason == "eos" else c.logprobs
             t.probes.append(Probe(at=t.tokens, answer=run.query.extract(run.plan.answer_cue + c.text), text=c.text,
                                   logprobs=tuple(lps)))
@@ -249,16 +266,15 @@ def _answer_round(runs: list[_Run], backend: Backend) -> None:
         if n < 1:
             continue
         size = run.plan.max_new_tokens if left == math.inf else int(min(run.plan.max_new_tokens, left // n))
-        params = sampling_params(run.plan, size, seed_offset=run.rounds, stop=run.query.stop)
+        params = sampling_params(run.plan, size, drawn=run.drawn, stop=run.query.stop)
+        run.drawn += n
         groups.setdefault(params, []).extend((run, t) for t in run.traces[:n])
     for params, group in groups.items():
-        gen = backend.generate([Request(r.query.prompt, prefix=r.answer_prefix(t), raw=r.query.raw)
-                                for r, t in group], params)
-        _charge(group, gen, "answer")
-        for (run, t), comps in zip(group, gen.completions):
-            t.answer_comp = comps[0]
+        comps = _call(backend, group, params, lambda r, t: r.answer_prefix(t), "answer")
+        for (run, t), c in zip(group, comps):
+            t.answer_comp = c
             cue = run.plan.answer_cue if t.forced else ""
-            t.answer = run.query.extract(cue + comps[0].text)
+            t.answer = run.query.extract(cue + c.text)
 
 
 def _record_completion(run: _Run, t: _Trace) -> Completion:
