@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from . import timing
-from .backends.base import CallUsage
+from .backends.base import PURPOSES, CallUsage
 from .metrics import latency
 from .schema import Invalid
 
@@ -37,6 +37,11 @@ class ComputeRecord:
     prompt_tokens: int = 0
     cached_prompt_tokens: int = 0  # prompt tokens served from reused KV (not recomputed)
     generated_tokens: int = 0
+    # Of generated_tokens, those a thinking plan spent on each purpose (CallUsage.purpose): thinking
+    # chunks, the answers after each thought, and trial-answer probes. All 0 for other strategies.
+    thinking_tokens: int = 0
+    answer_tokens: int = 0
+    probe_tokens: int = 0
     samples: int = 0
     model_calls: int = 0
     forward_passes: int = 0
@@ -96,6 +101,12 @@ class Ledger:
             forward_passes=t.forward_passes, flops=t.flops, wall_s=end - self.arrival, model_s=t.wall_s,
             tokens_counted_locally=t.counted_locally,
         )
+        for c in self.calls:  # generated tokens per purpose
+            if c.purpose is not None:
+                if c.purpose not in PURPOSES:
+                    raise ValueError(f"CallUsage.purpose={c.purpose!r}: must be one of {', '.join(PURPOSES)}")
+                field_ = f"{c.purpose}_tokens"
+                setattr(rec, field_, getattr(rec, field_) + c.generated_tokens)
         rec.control_s = max(rec.wall_s - rec.model_s, 0.0)
         if self.clock_since is not None:
             rec.time_breakdown = timing.breakdown(rec.wall_s, self.clock_since, self.calls)

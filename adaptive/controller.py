@@ -24,7 +24,7 @@ from . import timing
 from .backends.base import CallUsage, PromptLike, Request, check_prompt
 from .compute import LatencyTargets, Ledger
 from .errors import AdaptiveError
-from .plan import SAMPLING, Plan
+from .plan import SAMPLING, THINKING, Plan
 from .policies.base import PlanBatch
 from .result import Difficulty, Result
 from .strategies import run_strategy
@@ -149,8 +149,10 @@ class Controller:
 
     def execute(self, queries: Sequence[Query], plans: Sequence[Plan]) -> list[Result]:
         """Run one plan per query; Results in query order. Sampling plans sharing a verifier run together
-        (each wave of every unfinished query in one backend call); search and refine one query at a time."""
+        (each wave of every unfinished query in one backend call), thinking plans together (each round's
+        chunks of every trace in one call); search and refine one query at a time."""
         from .strategies.sampling import run_sampling_batch
+        from .strategies.thinking import run_thinking_batch
 
         for plan in {id(p): p for p in plans}.values():
             plan.check_names()
@@ -160,11 +162,18 @@ class Controller:
         verifier_for = _VerifierCache(self.backend)
         results: list[Result | None] = [None] * len(queries)
         groups: dict[tuple, list[int]] = {}
+        thinking: list[int] = []
         for i, plan in enumerate(plans):
             if plan.strategy in SAMPLING:
                 groups.setdefault(verifier_for.key(plan), []).append(i)
+            elif plan.strategy in THINKING:
+                thinking.append(i)
             else:
                 results[i] = run_strategy(queries[i], plan, self.backend, verifier_for(plan))
+        if thinking:
+            batch = run_thinking_batch([queries[i] for i in thinking], [plans[i] for i in thinking], self.backend)
+            for i, r in zip(thinking, batch):
+                results[i] = r
         for idx in groups.values():
             batch = run_sampling_batch([queries[i] for i in idx], [plans[i] for i in idx], self.backend,
                                        verifier_for(plans[idx[0]]))

@@ -19,15 +19,26 @@ from .schema import Invalid, Parse
 AGGREGATIONS = ("majority", "weighted", "best")
 SAMPLING = ("self_consistency", "best_of_n")   # draw samples in waves, vote or pick
 SEARCH = ("beam_search", "dvts")               # step-level search scored by a verifier
+THINKING = ("thinking",)                       # N thinking traces with budget forcing / early exit, then a vote
 NEEDS_VERIFIER = ("best_of_n",) + SEARCH
+THINKING_FIELDS = ("max_thinking_tokens", "min_thinking_tokens", "think_open", "think_close", "continuation_cue",
+                   "answer_cue", "exit_rule", "probe_interval", "probe_max_tokens", "exit_patience", "exit_threshold")
 # Fields only some built-in strategies read: elsewhere a non-default value would be silently ignored,
 # so it is an error naming the field. (A strategy registered by a user is not checked here.)
+# Thinking budgets belong to the `thinking` strategy alone (sampling strategies draw one-call samples:
+# a thinking plan with max_samples=N is their counterpart, N traces voted by majority).
 APPLIES_TO = {
-    "max_samples": SAMPLING, "wave_size": SAMPLING, "stopping": SAMPLING, "stopping_params": SAMPLING,
+    "max_samples": SAMPLING + THINKING, "wave_size": SAMPLING, "stopping": SAMPLING, "stopping_params": SAMPLING,
     "search_width": SEARCH, "search_beams": SEARCH, "search_depth": SEARCH, "step_delimiter": SEARCH,
     "refine_steps": ("refine",), "verifier": SAMPLING + SEARCH, "aggregation": SAMPLING + SEARCH,
+    **{f: THINKING for f in THINKING_FIELDS},
 }
-BUILTIN_STRATEGIES = SAMPLING + SEARCH + ("refine",)
+# Exit-rule fields only some built-in exit rules read (same reasoning; a user's exit rule is not checked).
+# "none" draws no probes, so the probe settings apply to every rule but it.
+EXIT_RULES = ("none", "convergence", "confidence")
+EXIT_APPLIES_TO = {"probe_interval": EXIT_RULES[1:], "probe_max_tokens": EXIT_RULES[1:],
+                   "exit_patience": ("convergence",), "exit_threshold": ("confidence",)}
+BUILTIN_STRATEGIES = SAMPLING + SEARCH + THINKING + ("refine",)
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,18 @@ class Plan:
     top_k: int = 0
     seed: int | None = None
     extractor: str = "auto"       # answer extractor name
+    # Thinking (strategy="thinking"; s1 budget forcing, probe-based early exit). max_new_tokens caps each answer.
+    max_thinking_tokens: int = 1024   # hard cap on each trace's generated thinking tokens; then the answer is forced
+    min_thinking_tokens: int = 0      # a thought closed earlier is reopened with continuation_cue
+    think_open: str | None = None     # thinking delimiters; None: from the chat template's reasoning
+    think_close: str | None = None    #   format where detected, else <think> / </think>
+    continuation_cue: str = "\nWait,"  # replaces the end delimiter when the model stops before the minimum
+    answer_cue: str = "\nFinal answer:"  # after a closed-by-us thought, and before every trial answer
+    exit_rule: str = "none"           # early-exit rule name: none, convergence, confidence
+    probe_interval: int = 64          # thinking tokens between trial-answer probes (the chunk size)
+    probe_max_tokens: int = 16        # tokens of one (greedy) trial answer
+    exit_patience: int = 2            # convergence: equal trial answers in a row to exit
+    exit_threshold: float = 0.9       # confidence: mean token probability of the trial answer to exit
 
     def __post_init__(self):
         for name in ("strategy", "stopping", "extractor"):
@@ -84,7 +107,44 @@ class Plan:
                 raise PlanError(name, getattr(self, name), "must be a mapping")
         if self.verifier_params and not self.verifier:
             raise PlanError("verifier_params", self.verifier_params, "given without a verifier")
+        self._check_thinking_fields()
         self._check_strategy_fields()
+        self._check_exit_fields()
+
+    def _check_thinking_fields(self) -> None:
+        self._check_int("max_thinking_tokens", minimum=1)
+        self._check_int("min_thinking_tokens", minimum=0)
+        if self.min_thinking_tokens > self.max_thinking_tokens:
+            raise PlanError("min_thinking_tokens", self.min_thinking_tokens,
+                            f"must be <= max_thinking_tokens={self.max_thinking_tokens}")
+        for name in ("think_open", "think_close"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, str) or not v.strip()):
+                raise PlanError(name, v, "must be a non-empty delimiter string, or None (from the chat template)")
+        if (self.think_open is None) != (self.think_close is None):
+            name = "think_open" if self.think_open is not None else "think_close"
+            raise PlanError(name, getattr(self, name), "give both think_open and think_close, or neither "
+                                                        "(then both come from the chat template)")
+        if self.think_open is not None and self.think_open == self.think_close:
+            raise PlanError("think_close", self.think_close, "must differ from think_open")
+        if not isinstance(self.continuation_cue, str) or not self.continuation_cue:
+            raise PlanError("continuation_cue", self.continuation_cue, "must be a non-empty string")
+        if not isinstance(self.answer_cue, str):
+            raise PlanError("answer_cue", self.answer_cue, "must be a string (may be empty)")
+        if not isinstance(self.exit_rule, str) or not self.exit_rule:
+            raise PlanError("exit_rule", self.exit_rule, "must be a non-empty name")
+        self._check_int("probe_interval", minimum=1)
+        self._check_int("probe_max_tokens", minimum=1)
+        self._check_int("exit_patience", minimum=1)
+        self._check_float("exit_threshold", 0.0, 1.0, low_open=True)
+
+    def _check_exit_fields(self) -> None:
+        if self.exit_rule in EXIT_RULES:  # a user's exit rule: check_names() finds out whether it exists
+            for name, rules in EXIT_APPLIES_TO.items():
+                value = getattr(self, name)
+                if self.exit_rule not in rules and value != _DEFAULTS[name]:
+                    raise PlanError(name, value, f"does not apply to exit_rule={self.exit_rule!r} "
+                                                 f"(used by: {', '.join(rules)})")
 
     def _check_strategy_fields(self) -> None:
         s = self.strategy
@@ -123,9 +183,10 @@ class Plan:
         """Check the names this plan holds against the registry (and the stopping rule's params);
         PlanError lists the known names. Imports only the stopping rule it names. Returns self."""
         from .errors import ConfigError
-        from .registry import extractors, stopping_rules, strategies, verifiers
+        from .registry import exit_rules, extractors, stopping_rules, strategies, verifiers
 
-        for fname, reg in (("strategy", strategies), ("stopping", stopping_rules), ("extractor", extractors)):
+        for fname, reg in (("strategy", strategies), ("stopping", stopping_rules), ("extractor", extractors),
+                           ("exit_rule", exit_rules)):
             val = getattr(self, fname)
             if val not in reg and not (fname == "extractor" and val == "auto"):
                 raise PlanError(fname, val, f"unknown name; known: {', '.join(reg.names())}")
@@ -154,6 +215,16 @@ class Plan:
                     f"depth <= {self.search_depth}")
         elif s == "refine":
             text = f"refine: up to {self.refine_steps} critique-and-revise rounds"
+        elif s in THINKING:
+            least = f" (>= {self.min_thinking_tokens})" if self.min_thinking_tokens else ""
+            exit_ = "" if self.exit_rule == "none" else (
+                f", exit by {self.exit_rule} (probe every {self.probe_interval} tokens"
+                + (f", patience {self.exit_patience}" if self.exit_rule == "convergence" else "")
+                + (f", threshold {self.exit_threshold:g}" if self.exit_rule == "confidence" else "") + ")")
+            text = (f"thinking: {self.max_samples} trace{'s' * (self.max_samples > 1)} of <= "
+                    f"{self.max_thinking_tokens} thinking tokens{least}{exit_}, majority vote")
+            cap = f", <= {self.max_total_tokens} tokens in all" if self.max_total_tokens else ""
+            return f"{text}, answers <= {self.max_new_tokens} tokens{cap}"
         else:
             text = s
         cap = f", <= {self.max_total_tokens} tokens in all" if self.max_total_tokens else ""

@@ -6,7 +6,7 @@ object the first time it is asked for; `register` adds a user's own component (a
 "module:object" string imported lazily like the built-ins).
 
     from adaptive.registry import strategies
-    strategies.names()                  # ['beam_search', 'best_of_n', 'dvts', 'refine', 'self_consistency']
+    strategies.names()                  # ['beam_search', 'best_of_n', 'dvts', 'refine', 'self_consistency', 'thinking']
     strategies.get("beam_search")       # imports adaptive.strategies.search on first use
     verifiers.register("mine", my_factory)
 """
@@ -86,6 +86,7 @@ strategies = Registry("strategy", {
     **_table("adaptive.strategies.sampling", self_consistency="self_consistency", best_of_n="best_of_n"),
     **_table("adaptive.strategies.search", beam_search="beam_search", dvts="dvts"),
     **_table("adaptive.strategies.refine", refine="refine"),
+    **_table("adaptive.strategies.thinking", thinking="thinking"),
 })
 stopping_rules = Registry("stopping rule", {
     **_table("adaptive.stopping.fixed", fixed="FixedRule"),
@@ -94,6 +95,11 @@ stopping_rules = Registry("stopping rule", {
     **_table("adaptive.stopping.entropy", entropy="EntropyRule"),
     **_table("adaptive.stopping.esc", esc="ESCRule"),
     **_table("adaptive.stopping.confidence", confidence="ConfidenceRule"),
+})
+exit_rules = Registry("exit rule", {
+    **_table("adaptive.exits.none", none="NoExit"),
+    **_table("adaptive.exits.convergence", convergence="ConvergenceExit"),
+    **_table("adaptive.exits.confidence", confidence="ConfidenceExit"),
 })
 verifiers = Registry("verifier", {
     **_table("adaptive.verifiers.logprob", logprob="make_logprob", confidence="make_confidence"),
@@ -135,5 +141,5 @@ task_sources = Registry("task source", {
 })
 datasets = Registry("task", discover=_shipped_tasks)
 
-ALL = {r.kind: r for r in (strategies, stopping_rules, verifiers, extractors, graders, estimators, policy_kinds,
-                           backends, task_sources, datasets)}
+ALL = {r.kind: r for r in (strategies, stopping_rules, exit_rules, verifiers, extractors, graders, estimators,
+                           policy_kinds, backends, task_sources, datasets)}

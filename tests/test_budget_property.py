@@ -161,3 +161,79 @@ def test_budget_invariants_search_and_refine_any_stopping(plan, texts, eos, by_p
 def test_budget_invariants_threshold_stopping_rules(plan, texts, eos, by_prefix):
     r = _check(plan, texts, eos, by_prefix)
     assert r.stop_reason in ("max_samples", "token_budget", f"stopping:{plan.stopping}")
+
+
+# --- thinking plans --------------------------------------------------------------------------------
+
+CLOSE = "</think>"
+_think_text = st.lists(st.one_of(_piece, st.just(CLOSE)), min_size=0, max_size=6).map("".join)
+
+
+class RecordingFake(VariedFake):
+    """VariedFake that keeps each call's generated tokens, to check the cap call by call."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.spent: list[int] = []
+
+    def generate(self, requests, params, **kw):
+        gen = super().generate(requests, params, **kw)
+        self.spent.append(gen.usage.generated_tokens)
+        return gen
+
+
+@st.composite
+def thinking_plans(draw):
+    rule = draw(st.sampled_from(["none", "convergence", "confidence"]))
+    max_think = draw(st.integers(1, 60))
+    fields = dict(strategy="thinking", max_samples=draw(st.integers(1, 4)), max_thinking_tokens=max_think,
+                  min_thinking_tokens=draw(st.integers(0, max_think)), exit_rule=rule,
+                  max_new_tokens=draw(st.integers(1, 20)),
+                  max_total_tokens=draw(st.one_of(st.none(), st.integers(1, 300))),
+                  seed=draw(st.one_of(st.none(), st.integers(0, 1000))), extractor="number")
+    if rule != "none":
+        fields.update(probe_interval=draw(st.integers(1, 20)), probe_max_tokens=draw(st.integers(1, 8)))
+    if rule == "convergence":
+        fields["exit_patience"] = draw(st.integers(1, 3))
+    if rule == "confidence":
+        fields["exit_threshold"] = draw(st.sampled_from([0.05, 0.2, 0.5, 1.0]))
+    return Plan(**fields)
+
+
+@PROPERTY
+@given(plan=thinking_plans(), texts=st.lists(_think_text, min_size=1, max_size=6), eos=st.booleans(),
+       by_prefix=st.booleans())
+def test_budget_invariants_thinking(plan, texts, eos, by_prefix):
+    """Thinking plans: every trace's thinking <= max_thinking_tokens, every call's worst case fits in what is
+    left of max_total_tokens (probes and answers included), traces <= max_samples, and the ledger's
+    thinking / probe / answer split adds up to what the backend generated."""
+    def script(prompt, prefix, i, rng):
+        return texts[(i + (len(prefix) if by_prefix else 0)) % len(texts)]
+
+    backend = RecordingFake(script, eos=eos)
+    r = run_strategy(Query(prompt="Solve: what is 6*7?", extract=NUMBER, ledger=Ledger()), plan, backend)
+    c, t = r.compute, backend.totals
+    assert isinstance(r.stop_reason, str) and r.stop_reason.strip()
+    assert c.generated_tokens == t.generated_tokens
+    assert c.thinking_tokens + c.probe_tokens + c.answer_tokens == c.generated_tokens
+    assert c.prompt_tokens == t.prompt_tokens and c.forward_passes == t.forward_passes
+    assert c.model_calls == t.model_calls == len(backend.calls)
+    assert 1 <= c.samples <= plan.max_samples and len(r.samples) == c.samples
+    assert c.generated_tokens == sum(s.tokens for s in r.samples) + c.probe_tokens
+    assert all(tr["thinking_tokens"] <= plan.max_thinking_tokens for tr in r.extra["thinking"])
+    for tr in r.extra["thinking"]:
+        assert all(p["at"] >= plan.min_thinking_tokens for p in tr["probes"])
+    spent = 0
+    for (reqs, params), used in zip(backend.calls, backend.spent):
+        thinking_call = CLOSE in params.stop
+        assert params.max_new_tokens <= (plan.max_thinking_tokens if thinking_call else
+                                         max(plan.max_new_tokens, plan.probe_max_tokens))
+        if plan.max_total_tokens is not None:  # the call's worst case fitted in what was left
+            assert spent + sum(q.n for q in reqs) * params.max_new_tokens <= plan.max_total_tokens
+        spent += used
+    if plan.max_total_tokens is not None:
+        assert c.generated_tokens <= plan.max_total_tokens
+    if plan.exit_rule == "none":
+        assert c.probe_tokens == 0
+    if r.answer is not None:
+        assert r.answer in {s.answer for s in r.samples}

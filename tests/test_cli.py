@@ -28,6 +28,11 @@ def test_help_lists_every_subcommand():
     (["generate", "hi", "--temperature", "-1"], "temperature=-1"),
     (["generate", "hi", "--device", "tpu"], "unknown device 'tpu'"),
     (["generate", "hi", "--stopping", "nope"], "known: beta"),
+    (["generate", "hi", "--exit-rule", "convergence"], "exit_rule='convergence': does not apply to strategy="),
+    (["generate", "hi", "--strategy", "thinking", "--min-thinking-tokens", "9", "--max-thinking-tokens", "8"],
+     "min_thinking_tokens=9: must be <= max_thinking_tokens=8"),
+    (["generate", "hi", "--strategy", "thinking", "--exit-rule", "stable"], "known: confidence, convergence, none"),
+    (["generate", "hi", "--strategy", "thinking", "--exit-threshold", "0.5"], "does not apply to exit_rule='none'"),
 ])
 def test_bad_input_is_one_line_and_nonzero(args, needle, capsys):
     code = main(args)
@@ -44,6 +49,16 @@ def test_generate_prints_answer_and_summary():
     assert out.returncode == 0, out.stderr
     assert "answer:" in out.stdout and "samples 2" in out.stdout and "GFLOP" in out.stdout
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.model
+def test_generate_thinking_prints_the_token_split():
+    out = run("generate", "What is 3 + 4? Think inside <think> ... </think>, then answer with a number.",
+              "--strategy", "thinking", "--samples", "1", "--max-thinking-tokens", "16", "--max-new-tokens", "8",
+              "--exit-rule", "convergence", "--probe-interval", "8", "--answer-cue", "\\nAnswer:", "--seed", "0")
+    assert out.returncode == 0, out.stderr
+    assert "answer:" in out.stdout and "samples 1" in out.stdout and "thinking " in out.stdout
+    assert "probes " in out.stdout and "Traceback" not in out.stderr
 
 
 def test_bad_prompt_fails_before_any_model_load(monkeypatch, capsys):

@@ -52,7 +52,8 @@ def test_run_sweep_compares_rows_to_the_baseline_and_reports_skips(tmp_path, mon
 
 
 @pytest.mark.model
-def test_row_measurements_on_the_model(hf_backend):
+def test_row_measurements_on_the_model(hf_backend, monkeypatch):
+    monkeypatch.setattr(hf_backend, "prefix_cache", hf_backend.prefix_cache)  # _measure turns it off: restore it
     m = sweep._measure(hf_backend, "Tell me a story.", 2, 6)
     assert m["tok_s"] > 0 and 0 < m["ttft_s"] and m["peak_mb"] >= 0
     a = sweep._greedy(hf_backend, ["What is 2 + 2?", "Hi"], 5)

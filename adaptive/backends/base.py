@@ -55,12 +55,15 @@ class SamplingParams:
 
 @dataclass(frozen=True)
 class Request:
-    """One prompt to sample `n` times. `prefix` is assistant text to continue (step search, refinement)."""
+    """One prompt to sample `n` times. `prefix` is assistant text to continue (step search, refinement,
+    a thinking trace). `will_continue`: the caller will continue these samples' text in a later call even
+    when they are cut by length (a thinking chunk), so a backend with a prefix cache keeps their K/V."""
 
     prompt: PromptLike
     n: int = 1
     prefix: str = ""
     raw: bool = False  # True: do not apply the chat template
+    will_continue: bool = False
 
     def __post_init__(self):
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
@@ -117,9 +120,16 @@ class PromptPass:
     next_token_logprobs: "object | None" = None  # tensor [vocab] at the last prompt position
 
 
+PURPOSES = ("thinking", "answer", "probe")  # what a call's generated tokens were for (the thinking strategy)
+
+
 @dataclass
 class CallUsage:
-    """What one backend call spent. Summed by strategies into a ComputeRecord."""
+    """What one backend call spent. Summed by strategies into a ComputeRecord.
+
+    `purpose` is set by the strategy that charges the call when its tokens serve one of PURPOSES
+    (thinking chunks, final answers after a thought, trial-answer probes); the ledger sums generated
+    tokens per purpose. None: not split (every other strategy)."""
 
     prompt_tokens: int = 0      # prompt tokens of the call's requests (each prompt counted once per call)
     cached_prompt_tokens: int = 0  # of those, tokens whose KV was reused instead of recomputed
@@ -133,6 +143,7 @@ class CallUsage:
     counted_locally: bool = False  # tokens counted with a local tokenizer (server omitted usage)
     # Split of wall_s by part (see timing.py), filled only while timing is enabled.
     times: dict[str, float] = field(default_factory=dict)
+    purpose: str | None = None  # one of PURPOSES, or None; not summed by add()
 
     SUMMED = ("prompt_tokens", "cached_prompt_tokens", "generated_tokens", "samples", "forward_passes", "flops",
               "wall_s", "model_calls")

@@ -18,6 +18,8 @@ Reported per policy (`SimResult`):
 
 Limits: only sampling strategies replay (self_consistency, best_of_n). Beam search, DVTS and refine build
 each step on the previous one, so a bank of independent samples cannot reproduce them: `NotReplayable`.
+Thinking plans neither: a bank does not record the trial answers along each trace (nor where a thinking
+cap would cut it), which their exit rules and caps decide by: `NotReplayable`, saying so.
 A plan wanting more samples than a prompt has stops there (`exhausted` counts those replays). The
 `confidence` rule sees each bank sample's trace confidence (its lowest group confidence, when the bank
 holds one): it calibrates its bar, drops low-confidence votes and weights the rest as it does live; a
@@ -47,7 +49,8 @@ COUNT_RULES = ("beta", "dirichlet", "entropy")  # decisions depend only on the r
 
 
 class NotReplayable(ConfigError):
-    """A plan whose strategy cannot be replayed from independent samples (beam search, DVTS, refine)."""
+    """A plan whose strategy cannot be replayed from independent samples (beam search, DVTS, refine,
+    thinking)."""
 
 
 @dataclass
@@ -185,6 +188,11 @@ class Simulator:
 
     # -- internals --------------------------------------------------------------------------------
     def _check(self, plan: Plan) -> None:
+        if plan.strategy == "thinking":
+            raise NotReplayable("strategy 'thinking' cannot be replayed from a sample bank: a bank holds independent "
+                                "final samples, not the trial answers probed along each thinking trace nor where "
+                                "each thought would have been cut, so early exit and thinking caps cannot be "
+                                "reproduced offline; run thinking plans live (adaptive eval)")
         if plan.strategy not in SAMPLING:
             raise NotReplayable(f"strategy {plan.strategy!r} cannot be replayed from a sample bank (only "
                                 f"{', '.join(SAMPLING)}: beam search, DVTS and refine build on earlier steps)")

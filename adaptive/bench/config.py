@@ -68,6 +68,18 @@ class EstimatorOverheadBench:
 
 
 @dataclass(frozen=True)
+class ThinkingBench:  # thinking with early exit vs a fixed thinking cap
+    prompts: Count
+    max_thinking_tokens: Count
+    probe_interval: Count
+    patience: Count                          # convergence: equal trial answers in a row
+    answer_tokens: Count
+    samples: Count = 1                       # traces per prompt
+    probe_max_tokens: Count = 8
+    temperature: float = option(0.0, check=at_least(0))  # 0: greedy, the exit arm's thought a prefix of the cap's
+
+
+@dataclass(frozen=True)
 class BenchConfig:
     model: str | None = None  # None: the embedded SmolLM2-135M-Instruct
     description: str = ""
@@ -80,6 +92,7 @@ class BenchConfig:
     overhead: PromptsBench | None = None
     estimator_overhead: EstimatorOverheadBench | None = None
     stopping: StoppingBench | None = None
+    thinking: ThinkingBench | None = None
     source: str = option("<bench config>", internal=True)
 
 

@@ -2,7 +2,8 @@
 
 Sections: load time (cached vs uncached), tokens/s at batch 1 and 8, our batched N-sample call vs a loop
 of N `model.generate` calls, shared prefill vs `num_return_sequences`, mixed-length batches, the second
-wave's prefill cost, controller overhead, the decode roofline, and stopping rules vs fixed N.
+wave's prefill cost, controller overhead, the decode roofline, stopping rules vs fixed N, and thinking with
+early exit vs a fixed thinking cap.
 """
 from __future__ import annotations
 
@@ -316,8 +317,54 @@ def bench_stopping(b, cfg, report):
     report["stopping_vs_fixed"] = {"cap": cap, **out}
 
 
+def bench_thinking(b, cfg, report):
+    """Thinking with early exit vs a fixed thinking cap on small sums (the prompt asks for <think> ... </think>
+    then the answer; the embedded model was not trained with markers, so it rarely closes its thought and the
+    fixed arm usually thinks to the cap). Both arms run the same prompts in one batch each, greedy by default
+    (temperature 0: the exit arm's thought is then a prefix of the fixed arm's, so a different answer is what
+    exiting early changed), with the prefix cache cleared before each. Reported per prompt: thinking, probe,
+    answer and total generated tokens, wall time, accuracy, and how often the two arms' answers agree."""
+    from ..answers import extractor_for
+    from ..controller import Controller
+    from ..plan import Plan
+
+    extract = extractor_for("number")
+    rng = random.Random(2)
+    pairs = [(rng.randint(2, 40), rng.randint(2, 40)) for _ in range(cfg.prompts)]
+    prompts = [f"What is {x} + {y}? Think it through inside <think> ... </think>, then write the final answer "
+               "as a number." for x, y in pairs]
+    base = dict(strategy="thinking", max_samples=cfg.samples, max_thinking_tokens=cfg.max_thinking_tokens,
+                max_new_tokens=cfg.answer_tokens, temperature=cfg.temperature, seed=0)
+    arms = {"fixed_cap": Plan(**base),
+            "early_exit": Plan(**base, exit_rule="convergence", probe_interval=cfg.probe_interval,
+                               probe_max_tokens=cfg.probe_max_tokens, exit_patience=cfg.patience)}
+    ctl = Controller(b, policy=None)
+    out, answers = {}, {}
+    for name, plan in arms.items():
+        if b.prefix_cache is not None:
+            b.prefix_cache.clear()
+        qs = [ctl.query(p, extract=extract) for p in prompts]
+        rs, wall = _timed(lambda: ctl.execute(qs, [plan] * len(qs)))
+        n = len(rs)
+        answers[name] = [r.answer for r in rs]
+        traces = [t for r in rs for t in r.extra["thinking"]]
+        out[name] = {"plan": plan.summary(),
+                     **{f"mean_{k}": sum(getattr(r.compute, k) for r in rs) / n
+                        for k in ("thinking_tokens", "probe_tokens", "answer_tokens", "generated_tokens")},
+                     "wall_s_per_prompt": wall / n,
+                     "accuracy": sum(r.answer == str(x + y) for r, (x, y) in zip(rs, pairs)) / n,
+                     "trace_ends": {e: sum(t["end"] == e for t in traces) for e in sorted({t["end"] for t in traces})}}
+    agree = sum(a == c for a, c in zip(answers["fixed_cap"], answers["early_exit"])) / len(prompts)
+    out["generated_tokens_ratio_exit_vs_cap"] = (out["early_exit"]["mean_generated_tokens"]
+                                                 / max(out["fixed_cap"]["mean_generated_tokens"], 1e-9))
+    out["thinking_tokens_ratio_exit_vs_cap"] = (out["early_exit"]["mean_thinking_tokens"]
+                                                / max(out["fixed_cap"]["mean_thinking_tokens"], 1e-9))
+    out["answer_agreement"] = agree
+    report["thinking_exit_vs_cap"] = {"prompts": len(prompts), **out}
+
+
 SECTIONS = ("load", "throughput", "batched_vs_loop", "shared_prefill", "mixed_batch", "waves", "overhead",
-            "roofline", "estimator_overhead", "stopping")
+            "roofline", "estimator_overhead", "stopping", "thinking")
 
 
 def check_sections(config: BenchConfig, only: list[str] | None = None) -> list[str]:
@@ -360,6 +407,7 @@ def run(config: BenchConfig | dict, out_dir: str = "runs/bench", only: list[str]
         "roofline": lambda: bench_roofline(backend(), report),
         "estimator_overhead": lambda: bench_estimator_overhead(backend(), config.estimator_overhead, report),
         "stopping": lambda: bench_stopping(backend(), config.stopping, report),
+        "thinking": lambda: bench_thinking(backend(), config.thinking, report),
     }
     for name in names:
         t = time.perf_counter()

@@ -18,7 +18,8 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default="runs/bench", help="folder for the JSON report (and the sweep's PNG)")
     p.add_argument("--only", default=None,
                    help="comma-separated sections to run (default all): load, throughput, batched_vs_loop, "
-                        "shared_prefill, mixed_batch, waves, overhead, roofline, estimator_overhead, stopping")
+                        "shared_prefill, mixed_batch, waves, overhead, roofline, estimator_overhead, stopping, "
+                        "thinking")
     p.add_argument("--sweep", action="store_true",
                    help="inference-time factors instead: batch size, precision, quantization, attention, compile "
                         "(the shipped `sweep` config unless --config)")

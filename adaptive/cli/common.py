@@ -11,7 +11,10 @@ from ..schema import Invalid, config_keys, load
 
 def summary_line(result) -> str:
     c = result.compute
-    parts = [f"samples {c.samples}", f"tokens {c.prompt_tokens} in / {c.generated_tokens} out",
+    out = f"{c.generated_tokens} out"
+    if c.thinking_tokens or c.answer_tokens or c.probe_tokens:
+        out += f" (thinking {c.thinking_tokens}, answers {c.answer_tokens}, probes {c.probe_tokens})"
+    parts = [f"samples {c.samples}", f"tokens {c.prompt_tokens} in / {out}",
              f"calls {c.model_calls}", f"{c.flops / 1e9:.1f} GFLOP", f"wall {c.wall_s:.2f}s"]
     if c.ttft_s is not None:
         parts.append(f"TTFT {c.ttft_s:.2f}s")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from ..plan import AGGREGATIONS, Plan
+from ..plan import AGGREGATIONS, THINKING_FIELDS, Plan
 from .common import add_backend_args, backend_config, summary_line
 
 HELP = "answer one prompt and print the answer with its compute summary"
@@ -16,7 +16,10 @@ GENERATE_PLAN = Plan(max_samples=4, max_new_tokens=128)
 PLAN_FLAGS = {"strategy": "strategy", "samples": "max_samples", "wave": "wave_size", "stopping": "stopping",
               "verifier": "verifier", "aggregation": "aggregation", "refine_steps": "refine_steps",
               "width": "search_width", "beams": "search_beams", "depth": "search_depth", "extractor": "extractor",
-              "max_new_tokens": "max_new_tokens", "temperature": "temperature", "seed": "seed"}
+              "max_new_tokens": "max_new_tokens", "temperature": "temperature", "seed": "seed",
+              **{f: f for f in THINKING_FIELDS}}
+
+TEXT_FLAGS = ("think_open", "think_close", "continuation_cue", "answer_cue")
 
 
 def run(args) -> int:
@@ -26,6 +29,9 @@ def run(args) -> int:
 
     check_prompt(args.prompt)  # before loading anything: bad input costs nothing
     given = {field: v for flag, field in PLAN_FLAGS.items() if (v := getattr(args, flag)) is not None}
+    for field in TEXT_FLAGS:  # a shell argument cannot hold a newline easily: \n in these values is one
+        if field in given:
+            given[field] = given[field].replace("\\n", "\n")
     if args.policy is not None:
         from ..errors import InputError
         from ..policies import load_policy
@@ -55,7 +61,7 @@ def run(args) -> int:
 
 
 def add_arguments(p) -> None:
-    from ..registry import extractors, stopping_rules, strategies, verifiers
+    from ..registry import exit_rules, extractors, stopping_rules, strategies, verifiers
 
     d = GENERATE_PLAN
     p.add_argument("prompt", help="the prompt to answer")
@@ -88,5 +94,35 @@ def add_arguments(p) -> None:
     p.add_argument("--temperature", type=float, default=None,
                    help=f"sampling temperature, >= 0; 0 = greedy (default {d.temperature})")
     p.add_argument("--seed", type=int, default=None, help="integer >= 0 for reproducible samples (default: none)")
+    g = p.add_argument_group("thinking (--strategy thinking: N reasoning traces, each under a thinking budget, "
+                             "then a majority vote; --samples sets N)")
+    g.add_argument("--max-thinking-tokens", type=int, default=None,
+                   help=f"hard cap on each trace's thinking tokens; at the cap the thought is closed and the answer "
+                        f"forced (s1 budget forcing) (default {d.max_thinking_tokens})")
+    g.add_argument("--min-thinking-tokens", type=int, default=None,
+                   help="a thought the model closes earlier is reopened with the continuation cue (default 0)")
+    g.add_argument("--think-open", default=None,
+                   help="thinking start delimiter (with --think-close); default: from the chat template's reasoning "
+                        "format where detected, else <think>")
+    g.add_argument("--think-close", default=None, help="thinking end delimiter (default: with --think-open's rule, "
+                                                       "</think>)")
+    g.add_argument("--continuation-cue", default=None,
+                   help=f"replaces the end delimiter when the model stops before the minimum (default "
+                        f"{d.continuation_cue!r}; \\n in the value is a newline)")
+    g.add_argument("--answer-cue", default=None,
+                   help=f"appended after a thought closed for the model, and before every trial answer (default "
+                        f"{d.answer_cue!r})")
+    g.add_argument("--exit-rule", default=None,
+                   help=f"early exit: {', '.join(exit_rules.names())}; convergence = the same trial answer "
+                        f"--exit-patience probes in a row, confidence = the trial answer's mean token probability "
+                        f">= --exit-threshold (default none)")
+    g.add_argument("--probe-interval", type=int, default=None,
+                   help=f"with an exit rule: thinking tokens between trial answers (default {d.probe_interval})")
+    g.add_argument("--probe-max-tokens", type=int, default=None,
+                   help=f"with an exit rule: tokens of one greedy trial answer (default {d.probe_max_tokens})")
+    g.add_argument("--exit-patience", type=int, default=None,
+                   help=f"convergence: equal trial answers in a row to exit (default {d.exit_patience})")
+    g.add_argument("--exit-threshold", type=float, default=None,
+                   help=f"confidence: mean token probability in (0, 1] to exit (default {d.exit_threshold})")
     p.add_argument("--json", action="store_true", help="print the full Result as JSON")
     p.add_argument("--timing", action="store_true", help="time breakdown: tokenize, prefill, decode, control, ...")

@@ -275,7 +275,8 @@ class HFBackend:
         group_of, group_times = [0] * len(requests), []
         for gi, group in enumerate(self._groups(requests, ids)):
             g_comp, g_pass, forwards, reused, g_times = self._run_group(
-                [ids[i] for i in group], [requests[i].n for i in group], params, gen, hidden_states, on_token, group)
+                [ids[i] for i in group], [requests[i].n for i in group], params, gen, hidden_states, on_token, group,
+                [requests[i].will_continue for i in group])
             group_times.append(g_times)
             for k, i in enumerate(group):
                 completions[i], passes[i], group_of[i] = g_comp[k], g_pass[k], gi
@@ -323,7 +324,7 @@ class HFBackend:
         return groups
 
     @torch.inference_mode()
-    def _run_group(self, ids, ns, params: SamplingParams, gen, hidden, on_token, req_index):
+    def _run_group(self, ids, ns, params: SamplingParams, gen, hidden, on_token, req_index, continued=None):
         dev = self.device
         t0 = clock_now()
         last, cache, mask, passes, reused = self._prefill(ids, hidden)
@@ -375,14 +376,15 @@ class HFBackend:
                 break
             dead = len(alive) - len(live)
             if dead and dead >= self.compact_fraction * len(alive):
-                self._store_rows(kv, [(b, r) for b, r in enumerate(alive) if finish[r]], ids, owner, toks, finish)
+                self._store_rows(kv, [(b, r) for b, r in enumerate(alive) if finish[r]], ids, owner, toks, finish,
+                                 continued)
                 keep = torch.tensor(live, device=dev)
                 kv.select(keep)
                 nxt = nxt[keep]
                 alive = [alive[b] for b in live]
             logits = kv.step(self.model, nxt)
             forwards += 1
-        self._store_rows(kv, list(enumerate(alive)), ids, owner, toks, finish)
+        self._store_rows(kv, list(enumerate(alive)), ids, owner, toks, finish, continued)
         t_decode = clock_now()
         comps: list[list[Completion]] = [[] for _ in ids]
         for row in range(rows):
@@ -398,16 +400,19 @@ class HFBackend:
                  "detokenize": detok + t_end - t_decode}
         return comps, passes, forwards, reused, times
 
-    def _store_rows(self, kv, pairs, ids, owner, toks, finish) -> None:
+    def _store_rows(self, kv, pairs, ids, owner, toks, finish, continued=None) -> None:
         """Keep finished rows' prompt + generated KV, so a continuation (the next beam-search step,
-        a refinement turn over this answer) prefills only what is new. Rows cut by length are skipped:
-        nothing continues from them."""
+        a refinement turn over this answer) prefills only what is new. Rows cut by length are skipped
+        (nothing continues from them) unless their request says it `will_continue` (a thinking chunk:
+        the next chunk continues exactly there)."""
         if self.prefix_cache is None:
             return
         for b, row in pairs:
-            if finish[row] not in ("stop", "eos") or len(toks[row]) < 2:
+            p = int(owner[row])
+            keep = finish[row] in ("stop", "eos") or (finish[row] is None and continued is not None and continued[p])
+            if not keep or len(toks[row]) < 2:
                 continue
-            key = tuple(ids[int(owner[row])]) + tuple(toks[row][:-1])  # the last token was never fed
+            key = tuple(ids[p]) + tuple(toks[row][:-1])  # the last token was never fed
             self.prefix_cache.store(key, kv.row_kv(b, len(toks[row]) - 1))
 
 
