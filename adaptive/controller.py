@@ -60,13 +60,14 @@ class Controller:
     scores prompts for policies that need difficulties."""
 
     def __init__(self, backend, policy, estimator=None, *, targets: LatencyTargets | None = None,
-                 stop: Sequence[str] = (), time_breakdown: bool = False):
+                 stop: Sequence[str] = (), time_breakdown: bool = False, default_seed: int | None = None):
         self.backend = backend
         self.policy = policy
         self.estimator = estimator
         self.targets = targets or LatencyTargets()
         self.stop = tuple(stop)
         self.time_breakdown = time_breakdown  # fill ComputeRecord.time_breakdown (off: on CUDA it synchronises)
+        self.default_seed = default_seed  # seeds plans that leave seed unset (an eval run is reproducible)
 
     # -- queries ---------------------------------------------------------------------------------
     def query(self, prompt: PromptLike, extract: Callable[[str], str | None],
@@ -107,6 +108,9 @@ class Controller:
                 diffs = self.estimate(queries)
             with timing.phase("control"):
                 planned = policy.plan_batch([q.prompt for q in queries], diffs, budget)
+                if self.default_seed is not None:
+                    planned.plans = [p if p.seed is not None else p.replace(seed=self.default_seed)
+                                     for p in planned.plans]
             for q, d in zip(queries, diffs or [None] * len(queries)):
                 q.difficulty = q.difficulty or _as_difficulty(d)
             if limit is not None:

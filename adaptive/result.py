@@ -17,7 +17,6 @@ class SampleRecord:
     mean_logprob: float | None = None
     confidence: float | None = None   # DeepConf lowest group confidence, when top-k logprobs were drawn
     score: float | None = None        # verifier score or confidence weight, when one was computed
-    confidence: float | None = None   # DeepConf trace confidence (lowest group), when top-k logprobs were returned
     kept: bool = True                 # False when a filter (e.g. DeepConf) dropped it from the vote
 
 

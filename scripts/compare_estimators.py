@@ -1,6 +1,7 @@
 """Heuristic vs probe vs sample probe on one label log, over repeated held-out prompt splits.
 
-OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python scripts/compare_estimators.py --logs runs/labels/arith_k16.jsonl
+OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python scripts/compare_estimators.py --logs runs/bank/arith.jsonl.gz
+(a bank from `adaptive bank --task arith_mixed --samples 16 --out runs/bank/arith.jsonl.gz`, or any label log)
 Features (the probes' prompt passes included) are computed once; each seed re-splits the prompts, fits on
 the training side only and reports AUROC ("one sample is correct"), Spearman (with the pass rate), Brier and
 ECE on the held-out side. See adaptive/estimators/compare.py.
@@ -30,7 +31,7 @@ def fmt(v, width=7):
 
 def main() -> int:
     ap = ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--logs", default="runs/labels/arith_k16.jsonl")
+    ap.add_argument("--logs", required=True, help="a sample bank, an eval run or a label log")
     ap.add_argument("--seeds", type=int, default=10, help="splits 0..N-1")
     ap.add_argument("--val-frac", type=float, default=0.3)
     ap.add_argument("--model", default=None, help="model id or path (default: the embedded model)")

@@ -380,3 +380,17 @@ def test_api_key_never_stored_in_run_files(tmp_path):
     for name in ("run.json", "records.jsonl"):
         text = (out / name).read_text()
         assert "sk-secret-123" not in text and "<redacted>" in text, name
+
+
+def test_plans_without_a_seed_take_the_runs_seed_so_reruns_and_twin_policies_repeat(tmp_path):
+    twin = {"max_samples": 4, "wave_size": 2, "stopping": "beta", "max_new_tokens": 32}
+    cfg = {**CONFIG, "seed": 7, "policies": [{"name": "a", "plan": twin}, {"name": "b", "plan": twin},
+                                             {"name": "own", "plan": {**twin, "seed": 3}}]}
+    outs = [run_eval(parse_config(cfg, "test"), tmp_path / f"r{i}", backend=FakeBackend(script), progress=False)
+            for i in range(2)]
+    runs = [{(r["id"], r["policy"]): r for r in read_records(o / "records.jsonl")} for o in outs]
+    for (ex, pol), r in runs[0].items():
+        assert r["plan"]["seed"] == (3 if pol == "own" else 7)
+        assert [s["answer"] for s in r["samples"]] == [s["answer"] for s in runs[1][(ex, pol)]["samples"]]
+        if pol == "a":
+            assert [s["answer"] for s in r["samples"]] == [s["answer"] for s in runs[0][(ex, "b")]["samples"]]

@@ -300,13 +300,18 @@ def _markdown(config, summary: dict, bank, tuned: dict) -> str:
              "## Headlines", ""] + [f"- {h}" for h in _headlines(summary)] + [
              "", "## Live runs", ""] + _table(summary) + [
              "", f"Uniform SC@k for k < {K} are the first k of the same {K} live samples per prompt (scored as subsets "
-             "of one generation, as search-and-learn does). Intervals: paired bootstrap over prompts "
+             "of one generation, as search-and-learn does). Every arm's plans are seeded with the live run's seed "
+             f"({config.live.seed}), so a rerun reproduces them. Intervals: paired bootstrap over prompts "
              f"({config.report.bootstrap} resamples), percentile 95%.", "",
              "## What the adaptive policies are", ""]
     lines.append(f"- `adaptive_match_sc{K}`: {tuned['match']['family']} — {tuned['match']['label']}")
+    seen = {(tuned["match"]["family"], tuned["match"]["label"]): f"adaptive_match_sc{K}"}
     for b in config.live.budgets:
         c = tuned["chosen"][str(float(b))]
-        lines.append(f"- `adaptive_b{b:g}`: {c['family']} — {c['label']}")
+        same = seen.setdefault((c["family"], c["label"]), f"adaptive_b{b:g}")
+        note = (f" (the same policy as `{same}`; every arm is seeded with the run's seed, so its live run repeats "
+                "that one's)" if same != f"adaptive_b{b:g}" else "")
+        lines.append(f"- `adaptive_b{b:g}`: {c['family']} — {c['label']}{note}")
     lines += ["", "## Figures", "", "![frontier](frontier.png)", "", "![reliability](reliability.png)", "",
               "## Tuner notes", ""] + [f"- {n}" for n in tuned.get("notes", [])]
     return "\n".join(lines) + "\n"

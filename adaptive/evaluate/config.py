@@ -3,6 +3,7 @@ and the key.
 
     task: arith_mixed                 # a task name or a task YAML path
     limit: 24                         # prompts (>= 1; the CLI's --limit overrides it)
+    seed: 0                           # shuffles the task; seeds every plan that sets no seed of its own
     backend: {kind: hf, device: auto} # or {kind: openai, base_url: ..., model: ..., max_in_flight: 8}
     policies:                         # each: a name and exactly one of plan (Plan fields) or policy (a file)
       - {name: sc8, plan: {max_samples: 8, max_new_tokens: 48}}

@@ -179,8 +179,10 @@ def _run_locked(config, out: Path, policies, spec, examples, load_report, backen
     estimators = _estimators(config, policies, backend)
     from ..controller import Controller
 
+    # Plans that leave seed unset take the run's seed: a rerun reproduces every policy, and policies share
+    # their random numbers, which narrows paired comparisons.
     controllers = {name: Controller(backend, policy, estimators.get(name), targets=config.latency_targets,
-                                    time_breakdown=config.timing)
+                                    time_breakdown=config.timing, default_seed=config.seed)
                    for name, policy in policies.items()}
     bar = _Progress(len(examples) * len(policies), len(done & {(e.id, name) for e in examples for name in policies}),
                     progress)
