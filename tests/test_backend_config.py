@@ -7,7 +7,7 @@ import copy
 import pytest
 import yaml
 
-from adaptive.backends.config import HFBackendConfig, OpenAIBackendConfig
+from adaptive.backends.config import OpenAIBackendConfig
 from adaptive.backends.factory import make_backend
 from adaptive.backends.openai import OpenAIBackend
 from adaptive.cli import main

@@ -2,7 +2,6 @@
 ledger equals what the backend actually spent."""
 from __future__ import annotations
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -165,9 +165,9 @@ def test_resume_over_a_corrupt_record_line_is_one_line(tmp_path, capsys, monkeyp
 
 
 def test_bench_only_unknown_section_lists_the_known_ones(capsys, monkeypatch):
-    import adaptive.bench.sections as sections
+    import adaptive.bench.runner as runner
 
-    monkeypatch.setattr(sections, "run", lambda *a, **k: pytest.fail("the bench ran"))
+    monkeypatch.setattr(runner, "run", lambda *a, **k: pytest.fail("the bench ran"))
     one_line_error(main(["bench", "--quick", "--only", "load,nope"]), capsys.readouterr().err,
                    "unknown bench section 'nope'; known: load, throughput,")
 

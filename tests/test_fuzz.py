@@ -219,7 +219,7 @@ def argvs(draw):
 def cli_sandbox(tmp_path, monkeypatch):
     """cwd in a temporary folder, files to name, and every way to a model or a server cut off."""
     import adaptive.backends.factory as factory
-    import adaptive.bench.sections as sections
+    import adaptive.bench.runner as runner
     import adaptive.bench.sweep as sweep
     from adaptive.backends.hf.backend import HFBackend
 
@@ -228,7 +228,7 @@ def cli_sandbox(tmp_path, monkeypatch):
 
     monkeypatch.setattr(factory, "make_backend", reached)
     monkeypatch.setattr(HFBackend, "from_pretrained", classmethod(reached))
-    monkeypatch.setattr(sections, "run", reached)
+    monkeypatch.setattr(runner, "run", reached)
     monkeypatch.setattr(sweep, "run_sweep", reached)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "config.yaml").write_text("task: arith_mixed\nlimit: 2\npolicies: [{name: sc1, plan: {}}]\n")

@@ -104,7 +104,7 @@ def test_plan_thinking_fields_are_validated(field, value, kw, says):
 
 def test_thinking_fields_apply_only_to_the_thinking_strategy():
     for field, value in (("max_thinking_tokens", 64), ("exit_rule", "convergence"), ("answer_cue", "A:")):
-        with pytest.raises(PlanError, match=f"does not apply to strategy='self_consistency'") as e:
+        with pytest.raises(PlanError, match="does not apply to strategy='self_consistency'") as e:
             Plan(**{field: value})
         assert e.value.field == field
     p = Plan(strategy="thinking", max_samples=3, max_thinking_tokens=64, exit_rule="confidence", exit_threshold=1.0)

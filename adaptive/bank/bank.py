@@ -16,7 +16,7 @@ import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from ..errors import ConfigError, InputError
 from ..graded import GradedPrompt, GradedSample

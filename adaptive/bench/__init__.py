@@ -1,4 +1,4 @@
 """Benchmarks: `adaptive bench` (issue sections, ratios measured in one run) and `adaptive bench --sweep`."""
-from .sections import main, run
+from .runner import main, run
 
 __all__ = ["main", "run"]

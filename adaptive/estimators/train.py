@@ -33,7 +33,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..backends.base import Request, SamplingParams
+from ..backends.base import SamplingParams
 from ..confidence import TOP_LOGPROBS
 from ..errors import ConfigError, InputError
 from ..registry import estimators

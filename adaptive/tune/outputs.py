@@ -17,7 +17,6 @@ from pathlib import Path
 
 import yaml
 
-from ..bank.bank import Bank
 from ..errors import InputError
 from ..policies import load_policy, parse_policy
 from .config import load_tune_config
