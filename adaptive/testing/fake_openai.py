@@ -18,7 +18,8 @@ does with --reasoning-config: inside a thought (the prefix opened `think_open` a
 the thought holds that many words the rest of it is replaced by `forced_end` and the script is asked again
 for what follows (prefix + thought + forced_end). `reasoning_field="reasoning"` (or "reasoning_content")
 streams the thought in that delta field and drops the end delimiter from the text, as a vLLM reasoning
-parser does. Without `thinking_budget` the field is ignored (or refused, with `strict`).
+parser does. Without `thinking_budget` the field is ignored, or refused with vLLM's HTTP 400
+(`refuse_thinking_budget`).
 `WordTokenizer` counts tokens as the server does, for a client that needs a local tokenizer.
 Fault injection: `faults = {"kind": k, "times": t}`
 makes each distinct request body fail its first t attempts with kind in drop (close the connection with
@@ -62,12 +63,13 @@ class FakeOpenAIServer:
                  support_prefix=True, strict=False, stop_style="vllm", token_delay_s=0.0, tokens_per_delta=1,
                  faults=None, hang_s=5.0, retry_after="0.05", model="fake-model", prompt_cache=False,
                  cache_block=4, thinking_budget=False, think_open="<think>", think_close="</think>",
-                 forced_end=" </think>", reasoning_field=None):
+                 forced_end=" </think>", reasoning_field=None, refuse_thinking_budget=False):
         self.script, self.model = script, model
         self.support_n, self.greedy_n, self.support_logprobs, self.usage = support_n, greedy_n, support_logprobs, usage
         self.prompt_cache, self.cache_block = prompt_cache, cache_block
         self.thinking_budget, self.think_open, self.think_close = thinking_budget, think_open, think_close
         self.forced_end, self.reasoning_field = forced_end, reasoning_field
+        self.refuse_thinking_budget = refuse_thinking_budget
         self._cached_prompts: set[str] = set()
         self.disconnects = 0  # streams the client closed before their end (e.g. an aborted sample)
         self.support_prefix, self.strict, self.stop_style = support_prefix, strict, stop_style
@@ -170,6 +172,10 @@ class FakeOpenAIServer:
                 return True
         elif not self.support_prefix and body.get("continue_final_message"):
             await self._send(writer, 400, {"error": {"message": "unknown field 'continue_final_message'"}})
+            return True
+        if self.refuse_thinking_budget and "thinking_token_budget" in body:  # vLLM without a reasoning config
+            await self._send(writer, 400, {"error": {"message": "thinking_token_budget is set but reasoning_config is "
+                                                     "not configured.", "type": "BadRequestError", "code": 400}})
             return True
         n = body.get("n", 1)
         if self.support_n and not self.greedy_n and n > 1 and body.get("temperature") == 0:
