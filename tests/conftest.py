@@ -49,6 +49,10 @@ def fuzz_inputs():
 # install it skips them, and the reason is printed in the run's summary, as are the install and start times.
 
 VLLM_MODEL = "smollm2-135m-instruct"
+# thinking_token_budget (test_vllm.py): start/end strings only. No --reasoning-parser: vLLM's <think> parsers
+# need the markers as single vocabulary tokens, and SmolLM2 splits them ("<", "think", ">"). Requests
+# without the field are untouched (vLLM keeps budget state only for requests that set it).
+VLLM_REASONING = '{"reasoning_start_str": "<think>", "reasoning_end_str": "</think>"}'
 VLLM_REPORT: dict = {}
 
 
@@ -71,7 +75,8 @@ def vllm_server():
         pytest.skip(f"vLLM cannot be installed here: {e}")
     VLLM_REPORT["install_s"] = time.monotonic() - t0
     server = V.start_vllm(V.embedded_model_dir(), venv=venv, served_model_name=VLLM_MODEL,
-                          extra_args=["--enable-prompt-tokens-details"])  # a failure here is an error, not a skip
+                          extra_args=["--enable-prompt-tokens-details", "--reasoning-config", VLLM_REASONING])
+    # (a failure to start is an error, not a skip)
     try:
         VLLM_REPORT["start_s"] = server.startup_s
         t1 = time.monotonic()

@@ -385,3 +385,126 @@ def test_thinking_through_an_openai_server_by_prefix_continuation():
         assert srv.requests[0]["messages"][-1] == {"role": "assistant", "content": OPEN}
         c = r.compute
         assert c.thinking_tokens + c.probe_tokens + c.answer_tokens == c.generated_tokens == srv.completion_tokens_sent
+
+
+# --- the server's own thinking budget (OpenAIBackend server_thinking_budget) ----------------------------
+
+def _server_script(prompt, prefix, i, seed):
+    """Sample i thinks 5 + 10 i words, then closes and answers (the fake forces the end at the budget)."""
+    if prefix.endswith(CLOSE):
+        return " The answer is 7."
+    return " step" * (5 + 10 * i) + " </think> The answer is 7."
+
+
+def _server_backend(srv, **kw):
+    from adaptive.backends.openai import OpenAIBackend
+    from adaptive.testing.fake_openai import WordTokenizer
+
+    kw = {"server_thinking_budget": "thinking_token_budget", "tokenizer": WordTokenizer(), **kw}
+    return OpenAIBackend(srv.url, "fake-model", backoff_base_s=0.01, timeout_s=5, max_retries=0, **kw)
+
+
+@pytest.mark.parametrize("reasoning_field", [None, "reasoning", "reasoning_content"])
+def test_server_thinking_budget_one_request_split_and_forced_end(reasoning_field):
+    from adaptive.testing.fake_openai import FakeOpenAIServer
+
+    with FakeOpenAIServer(_server_script, thinking_budget=True, reasoning_field=reasoning_field) as srv, \
+            _server_backend(srv) as b:
+        r, _ = think(b, max_samples=2, max_thinking_tokens=12, max_new_tokens=8, seed=1)
+        # one request per query: n = traces, budget = cap less the delimiter and the overshoot margin,
+        # max_tokens = thinking cap + answer reserve
+        assert len(srv.requests) == 1
+        body = srv.requests[0]
+        assert (body["n"], body["thinking_token_budget"], body["max_tokens"], body["seed"]) == (2, 12 - 1 - 2, 20, 1)
+        assert body["messages"][-1] == {"role": "assistant", "content": OPEN} and "stop" not in body
+        # trace 0 closed its thought itself (5 words + delimiter); trace 1 was cut at the budget (9 + delimiter)
+        info = r.extra["thinking"]
+        assert [(t["thinking_tokens"], t["end"], t["answered"]) for t in info] == [(6, "thought_closed", True),
+                                                                                    (10, "server_budget", True)]
+        assert r.extra["thinking_budget_by"] == "server" and r.answer == "7"
+        c = r.compute
+        assert (c.thinking_tokens, c.answer_tokens, c.probe_tokens) == (16, 10, 0)
+        assert c.generated_tokens == srv.completion_tokens_sent == 26 and c.model_calls == 1 and c.samples == 2
+        assert all(s.text.startswith(OPEN) and CLOSE in s.text for s in r.samples)
+
+
+def test_server_thinking_budget_keeps_the_total_cap_and_answers_an_unclosed_thought():
+    from adaptive.testing.fake_openai import FakeOpenAIServer
+
+    def script(prompt, prefix, i, seed):  # the thought ends (EOS) without closing
+        return " 7" if prefix.endswith(ANSWER_CUE) else " step" * 3
+
+    with FakeOpenAIServer(script, thinking_budget=True) as srv, _server_backend(srv) as b:
+        r, plan = think(b, max_samples=2, max_thinking_tokens=40, max_new_tokens=8, max_total_tokens=60)
+        first = srv.requests[0]
+        # reserve per trace min(8, 60 // 4) = 8; cap min(40, 60 // 2 - 8) = 22: 2 * (22 + 8) fits in 60
+        assert (first["n"], first["max_tokens"], first["thinking_token_budget"]) == (2, 30, 22 - 1 - 2)
+        # the unclosed traces get the usual forced answer (prefix continuation with the answer cue)
+        assert [t["end"] for t in r.extra["thinking"]] == ["thought_eos", "thought_eos"] and r.answer == "7"
+        assert srv.requests[1]["messages"][-1]["content"].endswith(CLOSE + ANSWER_CUE)
+        assert r.compute.generated_tokens <= 60 and r.compute.samples == 2
+        assert r.compute.thinking_tokens + r.compute.answer_tokens == r.compute.generated_tokens
+
+
+def test_server_thinking_budget_with_no_room_sends_nothing_for_thinking():
+    from adaptive.testing.fake_openai import FakeOpenAIServer
+
+    with FakeOpenAIServer(lambda *a: " 7", thinking_budget=True) as srv, _server_backend(srv) as b:
+        r, _ = think(b, max_samples=2, max_thinking_tokens=40, max_new_tokens=8, max_total_tokens=8)
+        assert not any("thinking_token_budget" in q for q in srv.requests)
+        assert all(t["end"] == "token_budget" for t in r.extra["thinking"]) and r.compute.generated_tokens <= 8
+
+
+@pytest.mark.parametrize("fields, says", [
+    ({"min_thinking_tokens": 4}, "Plan.min_thinking_tokens=4: cannot be done by the server's thinking budget"),
+    ({"continuation_cue": "\nHmm,"}, "Plan.continuation_cue='\\\\nHmm,': cannot be done by the server"),
+    ({"answer_cue": "\nSo:"}, "Plan.answer_cue='\\\\nSo:': cannot be done by the server"),
+])
+def test_server_thinking_budget_refuses_what_the_server_cannot_do(fields, says):
+    from adaptive.testing.fake_openai import FakeOpenAIServer
+
+    with FakeOpenAIServer(_server_script, thinking_budget=True) as srv, _server_backend(srv) as b:
+        with pytest.raises(PlanError, match=says.replace("(", r"\(")):
+            think(b, max_samples=2, max_thinking_tokens=12, **fields)
+        assert srv.requests == []
+
+
+def test_server_thinking_budget_errors_stop_strings_tokenizer_and_a_server_that_ignores_it():
+    from adaptive.backends.openai import OpenAIBackend
+    from adaptive.errors import AdaptiveError, InputError
+    from adaptive.testing.fake_openai import FakeOpenAIServer
+
+    with pytest.raises(InputError, match="server_thinking_budget='budget_tokens': must be None or one of "
+                                         "thinking_token_budget"):
+        OpenAIBackend("http://127.0.0.1:9/v1", "m", server_thinking_budget="budget_tokens")
+    with FakeOpenAIServer(_server_script, thinking_budget=True) as srv, _server_backend(srv) as b:
+        q = Query(prompt="What is 3+4?", extract=NUMBER, ledger=Ledger(), stop=("\n\n",))
+        with pytest.raises(InputError, match=r"stop=\('\\n\\n',\): .* a stop string would cut the thought"):
+            run_strategy(q, Plan(strategy="thinking", max_samples=2), b)
+    with FakeOpenAIServer(_server_script, thinking_budget=True) as srv, _server_backend(srv, tokenizer=None) as b:
+        with pytest.raises(CapabilityError, match="needs a local tokenizer"):
+            think(b, max_samples=2)
+    # a server that ignores the field: the thought runs past the cap, and that is an error, not a result
+    long = lambda prompt, prefix, i, seed: " step" * 40 + " </think> 7"  # noqa: E731
+    with FakeOpenAIServer(long) as srv, _server_backend(srv) as b:
+        with pytest.raises(AdaptiveError, match="does not honour the field"):
+            think(b, max_samples=1, max_thinking_tokens=12, max_new_tokens=40)
+    # one that refuses it: its message, no fallback to chunks
+    with FakeOpenAIServer(_server_script, refuse_thinking_budget=True) as srv, _server_backend(srv) as b:
+        with pytest.raises(AdaptiveError, match="HTTP 400.*thinking_token_budget is set but reasoning_config"):
+            think(b, max_samples=1)
+        assert len(srv.requests) == 1
+
+
+def test_server_thinking_budget_leaves_exit_rules_on_the_chunked_path():
+    from adaptive.testing.fake_openai import FakeOpenAIServer
+
+    def script(prompt, prefix, i, seed):
+        if prefix.endswith(ANSWER_CUE):
+            return " 7"
+        return " The answer is 7." if prefix.endswith(CLOSE) else " step" * 50
+
+    with FakeOpenAIServer(script, thinking_budget=True) as srv, _server_backend(srv) as b:
+        r, _ = think(b, max_samples=2, max_thinking_tokens=20, exit_rule="convergence", probe_interval=4)
+        assert r.stop_reason == "exit:convergence" and "thinking_budget_by" not in r.extra
+        assert not any("thinking_token_budget" in q for q in srv.requests)

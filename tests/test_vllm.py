@@ -161,3 +161,23 @@ def test_eval_through_vllm(vllm_server, tmp_path):
     assert len(recs) == 2 and all(r["compute"]["samples"] == 2 and r["compute"]["generated_tokens"] > 0
                                   and not r["compute"]["tokens_counted_locally"] for r in recs)
     assert recs[0]["run"]["model_id"] == vllm_server.model
+
+
+def test_server_thinking_budget(vllm_server, model_dir):
+    """vLLM's thinking_token_budget (the server runs with --reasoning-config <think>/</think>): one request of
+    n traces per query; the server forces </think> at the budget and the model answers in the same sample."""
+    from adaptive.strategies import run_strategy
+
+    plan = Plan(strategy="thinking", max_samples=2, max_thinking_tokens=24, max_new_tokens=16, seed=1,
+                temperature=0.8)
+    prompt = "What is 3 + 4? Think inside <think> </think>, then give the answer."
+    with OpenAIBackend(vllm_server.base_url, vllm_server.model, tokenizer=model_dir, timeout_s=120,
+                       server_thinking_budget="thinking_token_budget") as b:
+        before = generated_on_server(vllm_server)
+        r = run_strategy(Query(prompt=prompt, extract=NUMBER, ledger=Ledger()), plan, b)
+    info, c = r.extra["thinking"], r.compute
+    assert r.extra["thinking_budget_by"] == "server" and len(info) == 2 == c.samples
+    assert all(t["thinking_tokens"] <= 24 for t in info)
+    assert "server_budget" in {t["end"] for t in info}  # this seed's trace 0 ends by EOS, trace 1 at the budget
+    assert c.thinking_tokens + c.answer_tokens == c.generated_tokens == generated_on_server(vllm_server) - before
+    assert not c.tokens_counted_locally

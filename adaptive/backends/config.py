@@ -18,6 +18,11 @@ DTYPES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
 Dtype = Literal[DTYPES]  # type: ignore[valid-type]
 Quantization = Literal[tuple(QUANTIZATIONS)]  # type: ignore[valid-type]
 Attention = Literal[ATTENTIONS]  # type: ignore[valid-type]
+# Per-request thinking-budget fields a server may honour (OpenAIBackendConfig.server_thinking_budget):
+# vLLM's SamplingParams.thinking_token_budget (needs the server started with --reasoning-parser and/or
+# --reasoning-config; it forces the end-of-thinking string once the budget is spent).
+SERVER_THINKING_BUDGET_FIELDS = ("thinking_token_budget",)
+ServerThinkingBudget = Literal[SERVER_THINKING_BUDGET_FIELDS]  # type: ignore[valid-type]
 
 
 def device_name(v: str) -> str | None:
@@ -66,9 +71,12 @@ class OpenAIBackendConfig:
     model_config: str | None = None          # local config.json folder, for FLOPs estimates
     model_id: str | None = None              # what records call the model (default: the model)
     headers: dict[str, str] = option(default_factory=dict)
+    # Opt-in: thinking plans with exit_rule "none" send their thinking cap in this request field (one request
+    # of n traces per query) instead of continuing the thought in chunks. None: off.
+    server_thinking_budget: ServerThinkingBudget | None = None
 
 
 BackendConfig = HFBackendConfig | OpenAIBackendConfig
 BACKEND_KINDS: dict[str, type] = {"hf": HFBackendConfig, "openai": OpenAIBackendConfig}
 
-__all__ = ["BACKEND_KINDS", "BackendConfig", "HFBackendConfig", "OpenAIBackendConfig", "device_name"]
+__all__ = ["BACKEND_KINDS", "SERVER_THINKING_BUDGET_FIELDS", "BackendConfig", "HFBackendConfig", "OpenAIBackendConfig", "device_name"]

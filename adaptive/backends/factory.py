@@ -47,4 +47,5 @@ def make_openai_backend(cfg: OpenAIBackendConfig):
                          backoff_base_s=cfg.backoff_base_s, tokenizer=cfg.tokenizer, supports_n=cfg.supports_n,
                          supports_prefix=cfg.supports_prefix, supports_logprobs=cfg.supports_logprobs,
                          supports_ignore_eos=cfg.supports_ignore_eos, context_window=cfg.context_window,
-                         model_config=cfg.model_config, model_id=cfg.model_id, headers=dict(cfg.headers))
+                         model_config=cfg.model_config, model_id=cfg.model_id, headers=dict(cfg.headers),
+                         server_thinking_budget=cfg.server_thinking_budget)

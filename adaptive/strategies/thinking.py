@@ -28,8 +28,18 @@ The loop, over every trace of every query in the batch (`run_thinking_batch`):
 On the HF backend a chunk's prompt + prefix extends the previous chunk's sequence, whose K/V the prefix
 cache kept (`will_continue`), so each chunk prefills only its new tokens (the previous chunk's last token
 and any re-tokenised boundary); probes and answers branch from the same cached trace. Any backend with
-the "prefix" capability runs it (the OpenAI backend through assistant-prefix continuation); a server's own
-reasoning-budget fields are not used.
+the "prefix" capability runs it (the OpenAI backend through assistant-prefix continuation).
+
+Server budget (opt-in, `_server_round`): a backend with the "server_thinking_budget" capability (the OpenAI
+backend with server_thinking_budget= set; vLLM's thinking_token_budget) runs a plan with exit_rule "none" as
+ONE request of N traces per query: prefix = <open>, the field = the thinking cap less the end delimiter's
+tokens and a 2-token margin (SERVER_OVERSHOOT), max_tokens = thinking cap + answer reserve; the server forces its end-of-thinking string when the
+budget is spent and the model answers in the same sample. Each sample is split at the end delimiter: its
+tokens up to and including it (counted with the backend's tokenizer: servers report no per-sample split) are
+thinking, the rest answer. A trace that never closed (EOS) gets the usual forced answer. The server cannot
+reopen a thought or insert a cue: min_thinking_tokens, continuation_cue and answer_cue (after a forced end
+the server writes its own end string) are refused on this path, as are answer stop strings (they would cut
+the thought).
 
 Accounting: every call is charged to its query's ledger with a purpose (thinking / probe / answer), so
 ComputeRecord splits generated tokens three ways; a trace counts as one sample (charged with its first
@@ -47,7 +57,7 @@ from typing import Sequence
 
 from .. import timing
 from ..backends.base import Backend, CallUsage, Completion, Request, SamplingParams
-from ..errors import CapabilityError
+from ..errors import AdaptiveError, CapabilityError, InputError, PlanError
 from ..exits import Probe, make_exit_rule
 from ..exits.confidence import mean_token_probability
 from ..plan import Plan
@@ -57,6 +67,11 @@ from .think_format import ThinkFormat, think_format
 
 # Why a trace stopped thinking (its Result.stop_reason when it is the chosen one).
 CLOSED, EOS, CAP, BUDGET = "thought_closed", "thought_eos", "max_thinking_tokens", "token_budget"
+SERVER = "server_budget"  # the thought reached the server's budget (the server forced the end delimiter)
+SERVER_CAP = "server_thinking_budget"  # the backend capability (OpenAIBackend.generate_thinking)
+# Thinking tokens a server may let through past its budget before the forced end: measured on vLLM 0.32
+# (CPU), whose budget state trails sampling by a step; held back so max_thinking_tokens stays a hard cap.
+SERVER_OVERSHOOT = 2
 
 
 @dataclass
@@ -93,6 +108,7 @@ class _Run:
     traces: list[_Trace]
     reserve: float             # generated tokens held back for the answers
     drawn: int = 0             # sampled rows so far (chunks and answers): the next call's seed follows them
+    server: bool = False       # thinking by the server's budget field (_server_round), not in chunks
 
     @property
     def opener(self) -> str:
@@ -175,13 +191,33 @@ def _start(query: Query, plan: Plan, backend: Backend) -> _Run:
                               f"{type(backend).__name__} does not return logprobs")
     n = plan.max_samples
     reserve = 0.0 if plan.max_total_tokens is None else n * min(plan.max_new_tokens, plan.max_total_tokens // (2 * n))
-    return _Run(query, plan, think_format(plan, backend), rule, [_Trace() for _ in range(n)], reserve)
+    server = SERVER_CAP in caps and plan.exit_rule == "none"  # exit rules need probes: chunks
+    if server:
+        _check_server_path(query, plan, backend)
+    return _Run(query, plan, think_format(plan, backend), rule, [_Trace() for _ in range(n)], reserve, server=server)
+
+
+_SERVER_CANNOT = {"min_thinking_tokens": "the server never reopens a closed thought",
+                  "continuation_cue": "the server never reopens a closed thought",
+                  "answer_cue": "after a spent budget the server writes its own end string (vLLM reasoning_end_str)"}
+
+
+def _check_server_path(query: Query, plan: Plan, backend: Backend) -> None:
+    for name, why in _SERVER_CANNOT.items():
+        if getattr(plan, name) != getattr(Plan, name):
+            raise PlanError(name, getattr(plan, name), f"cannot be done by the server's thinking budget ({why}); "
+                                                       "use a backend without server_thinking_budget")
+    if query.stop:
+        raise InputError(f"stop={query.stop!r}: the server's thinking budget draws thought and answer in one "
+                         "sample, and a stop string would cut the thought; use a backend without server_thinking_budget")
+    backend.count_tokens("x")  # the thinking / answer split counts tokens locally: fail now without a tokenizer
 
 
 def run_thinking_batch(queries: Sequence[Query], plans: Sequence[Plan], backend: Backend) -> list[Result]:
     """Think on many prompts together, each with its own plan and ledger (see the module docstring)."""
     with timing.phase("control"):  # the loop's own work; backend calls time themselves
         runs = [_start(q, p, backend) for q, p in zip(queries, plans)]
+        _server_round([r for r in runs if r.server], backend)
         while any(r.active() for r in runs):
             chunked = _think_round(runs, backend)
             _probe_round(chunked, backend)
@@ -261,20 +297,89 @@ def _answer_round(runs: list[_Run], backend: Backend) -> None:
     """Every trace's answer, in one call per distinct settings; answers that cannot fit are not started."""
     groups: dict[SamplingParams, list[tuple[_Run, _Trace]]] = {}
     for run in runs:
+        todo = [t for t in run.traces if t.answer_comp is None]  # the server path answered most already
         left = tokens_left(run.plan, run.query.ledger)
-        n = len(run.traces) if left == math.inf else min(len(run.traces), int(left))
+        n = len(todo) if left == math.inf else min(len(todo), int(left))
         if n < 1:
             continue
         size = run.plan.max_new_tokens if left == math.inf else int(min(run.plan.max_new_tokens, left // n))
         params = sampling_params(run.plan, size, drawn=run.drawn, stop=run.query.stop)
         run.drawn += n
-        groups.setdefault(params, []).extend((run, t) for t in run.traces[:n])
+        groups.setdefault(params, []).extend((run, t) for t in todo[:n])
     for params, group in groups.items():
         comps = _call(backend, group, params, lambda r, t: r.answer_prefix(t), "answer")
         for (run, t), c in zip(group, comps):
             t.answer_comp = c
             cue = run.plan.answer_cue if t.forced else ""
             t.answer = run.query.extract(cue + c.text)
+
+
+def _server_round(runs: list[_Run], backend) -> None:
+    """Every trace of these runs thinks and answers in one sample under the server's budget (module
+    docstring); one backend call per distinct settings. Traces that never closed their thought are left
+    forced, without an answer, for _answer_round."""
+    groups: dict[tuple, list[tuple[_Run, int]]] = {}
+    for run in runs:
+        n, plan = len(run.traces), run.plan
+        left = tokens_left(plan, run.query.ledger)
+        answer = plan.max_new_tokens if left == math.inf else int(run.reserve // n)
+        # the thinking cap, end delimiter included; with a token cap, n * (cap + answer) fits in what is left
+        cap = plan.max_thinking_tokens if left == math.inf else int(min(plan.max_thinking_tokens, left // n - answer))
+        budget = cap - backend.count_tokens(run.fmt.close) - SERVER_OVERSHOOT
+        if budget < 0:  # no room for a thought and its end delimiter
+            for t in run.traces:
+                t.end, t.forced = BUDGET, True
+            continue
+        params = sampling_params(plan, cap + answer, drawn=run.drawn)
+        run.drawn += n
+        groups.setdefault((params, budget, run.fmt.close), []).append((run, cap))
+    for (params, budget, close), members in groups.items():
+        requests = [Request(r.query.prompt, n=len(r.traces), prefix=r.opener, raw=r.query.raw) for r, _ in members]
+        gen = backend.generate_thinking(requests, params, budget=budget, close=close)
+        for (run, cap), comps, usage in zip(members, gen.completions, gen.per_request):
+            for t, c in zip(run.traces, comps):
+                _split_sample(run, t, c, backend, budget, cap)
+            _charge_split(run, usage)
+
+
+def _split_sample(run: _Run, t: _Trace, c: Completion, backend, budget: int, cap: int) -> None:
+    """One server sample into the trace's thought (end delimiter included) and its answer."""
+    close = run.fmt.close
+    at = c.text.find(close)
+    thought = c.text if at < 0 else c.text[:at]
+    # Tokens counted with the backend's tokenizer: a server reports one count per sample at most
+    # (vLLM's reasoning_tokens only with a reasoning parser, and per request), not this split.
+    # Counted apart: a reasoning parser's thought comes back joined to the delimiter with nothing between.
+    k = c.n_tokens if at < 0 else min(backend.count_tokens(thought) + backend.count_tokens(close), c.n_tokens)
+    if k > cap or (at < 0 and c.finish_reason == "length"):
+        raise AdaptiveError(f"server_thinking_budget: a thought ran {k} tokens, past the budget {budget} (+ its end "
+                            "delimiter): the server does not honour the field (vLLM needs --reasoning-config or "
+                            "--reasoning-parser)")
+    t.thought, t.tokens, t.counted = thought, k, True
+    t.token_ids, t.logprobs, t.top_logprobs = c.token_ids[:k], c.logprobs[:k], c.top_logprobs[:k]
+    if at < 0:  # the sample ended inside its thought: answered after the forced close, as on the chunked path
+        t.end, t.forced = EOS, True
+        return
+    # The server counts the opener's tokens after the open marker (the "\n" of "<think>\n") as thinking.
+    tail = backend.count_tokens(run.opener[len(run.fmt.open):]) if run.opener.startswith(run.fmt.open) else 0
+    # A thought closed at the budget was closed by the server (the text cannot tell a model that closed
+    # at that very token apart).
+    t.end = SERVER if k - backend.count_tokens(close) >= budget - tail else CLOSED
+    t.answer_comp = Completion(text=c.text[at + len(close):], token_ids=c.token_ids[k:], finish_reason=c.finish_reason,
+                               logprobs=c.logprobs[k:], top_logprobs=c.top_logprobs[k:],
+                               token_times=c.token_times[k:], stop_string=c.stop_string)
+    t.answer = run.query.extract(t.answer_comp.text)
+
+
+def _charge_split(run: _Run, usage: CallUsage) -> None:
+    """One server call: its thinking tokens and its answer tokens, charged as two purposes of one call
+    (prompt, FLOPs, time and the samples go with the thinking part)."""
+    thinking = sum(t.tokens for t in run.traces)
+    answers = sum(t.answer_comp.n_tokens for t in run.traces if t.answer_comp is not None)
+    run.query.ledger.add(dataclasses.replace(usage, times=dict(usage.times), purpose="thinking", model_calls=1,
+                                             generated_tokens=thinking, samples=len(run.traces)))
+    run.query.ledger.add(CallUsage(purpose="answer", generated_tokens=answers, model_calls=0,
+                                   counted_locally=usage.counted_locally))
 
 
 def _record_completion(run: _Run, t: _Trace) -> Completion:
@@ -295,6 +400,8 @@ def _result(run: _Run) -> Result:
              "probes": [{"at": p.at, "answer": p.answer, "mean_token_prob": mean_token_probability(p.logprobs)}
                         for p in t.probes]} for t in traces]
     extra = {"thinking": info, "delimiters": [run.fmt.open, run.fmt.close], "delimiter_source": run.fmt.source}
+    if run.server:
+        extra["thinking_budget_by"] = "server"
     answered = [t for t in traces if t.answer_comp is not None]
     if not answered:
         return finish(query, plan, None, None, records, BUDGET, **extra)

@@ -13,6 +13,14 @@ Feature switches: support_n, greedy_n, support_logprobs, usage (send usage or no
 `usage.prompt_tokens_details.cached_tokens` as vLLM with --enable-prompt-tokens-details: a prompt seen
 before is served from cache in whole `cache_block`s, its last token never). `stream_options.
 continuous_usage_stats` puts usage in every chunk. `disconnects` counts streams the client closed early.
+Thinking budget (`thinking_budget=True`): the request field `thinking_token_budget` is honoured as vLLM
+does with --reasoning-config: inside a thought (the prefix opened `think_open` and did not close it), once
+the thought holds that many words the rest of it is replaced by `forced_end` and the script is asked again
+for what follows (prefix + thought + forced_end). `reasoning_field="reasoning"` (or "reasoning_content")
+streams the thought in that delta field and drops the end delimiter from the text, as a vLLM reasoning
+parser does. Without `thinking_budget` the field is ignored, or refused with vLLM's HTTP 400
+(`refuse_thinking_budget`).
+`WordTokenizer` counts tokens as the server does, for a client that needs a local tokenizer.
 Fault injection: `faults = {"kind": k, "times": t}`
 makes each distinct request body fail its first t attempts with kind in drop (close the connection with
 no answer), hang (sleep `hang_s` before answering), 500, 429 (Retry-After: `retry_after`), cut (stream
@@ -31,6 +39,18 @@ KNOWN_FIELDS = {"model", "messages", "prompt", "max_tokens", "temperature", "top
                 "n", "stop", "seed", "logprobs", "top_logprobs"}
 
 
+class WordTokenizer:
+    """A local tokenizer that agrees with the fake server: one id per whitespace-led word."""
+
+    eos_token_id = None
+    name_or_path = "fake-words"
+
+    def __call__(self, text, add_special_tokens=False):
+        class Encoded:
+            input_ids = list(range(len(WORD.findall(text))))
+        return Encoded()
+
+
 def default_script(prompt: str, prefix: str, i: int, seed) -> str:
     m = re.search(r"(\d+)\s*\+\s*(\d+)", prompt)
     if m:
@@ -42,10 +62,14 @@ class FakeOpenAIServer:
     def __init__(self, script=default_script, *, support_n=True, greedy_n=False, support_logprobs=True, usage=True,
                  support_prefix=True, strict=False, stop_style="vllm", token_delay_s=0.0, tokens_per_delta=1,
                  faults=None, hang_s=5.0, retry_after="0.05", model="fake-model", prompt_cache=False,
-                 cache_block=4):
+                 cache_block=4, thinking_budget=False, think_open="<think>", think_close="</think>",
+                 forced_end=" </think>", reasoning_field=None, refuse_thinking_budget=False):
         self.script, self.model = script, model
         self.support_n, self.greedy_n, self.support_logprobs, self.usage = support_n, greedy_n, support_logprobs, usage
         self.prompt_cache, self.cache_block = prompt_cache, cache_block
+        self.thinking_budget, self.think_open, self.think_close = thinking_budget, think_open, think_close
+        self.forced_end, self.reasoning_field = forced_end, reasoning_field
+        self.refuse_thinking_budget = refuse_thinking_budget
         self._cached_prompts: set[str] = set()
         self.disconnects = 0  # streams the client closed before their end (e.g. an aborted sample)
         self.support_prefix, self.strict, self.stop_style = support_prefix, strict, stop_style
@@ -149,6 +173,10 @@ class FakeOpenAIServer:
         elif not self.support_prefix and body.get("continue_final_message"):
             await self._send(writer, 400, {"error": {"message": "unknown field 'continue_final_message'"}})
             return True
+        if self.refuse_thinking_budget and "thinking_token_budget" in body:  # vLLM without a reasoning config
+            await self._send(writer, 400, {"error": {"message": "thinking_token_budget is set but reasoning_config is "
+                                                     "not configured.", "type": "BadRequestError", "code": 400}})
+            return True
         n = body.get("n", 1)
         if self.support_n and not self.greedy_n and n > 1 and body.get("temperature") == 0:
             await self._send(writer, 400, {"error": {"message": f"n must be 1 when using greedy sampling, got {n}.",
@@ -204,8 +232,12 @@ class FakeOpenAIServer:
         stops = [stops] if isinstance(stops, str) else stops
         out = []
         seed = body.get("seed")
+        budget = body.get("thinking_token_budget") if self.thinking_budget else None
         for i in range(n):
-            text = self.script(prompt, prefix, i, None if seed is None else seed + i)  # as vLLM seeds choice i
+            s_i = None if seed is None else seed + i  # as vLLM seeds choice i
+            text = self.script(prompt, prefix, i, s_i)
+            if budget is not None:
+                text = self._force_end(text, prompt, prefix, i, s_i, budget)
             toks = WORD.findall(text)
             finish, stop_reason, eos = "stop", None, True
             acc = ""
@@ -225,8 +257,24 @@ class FakeOpenAIServer:
                 toks, finish, eos = toks[:max_tokens], "length", False
             ptoks = len(WORD.findall(prompt + prefix))
             out.append(dict(toks=toks, finish=finish, stop_reason=stop_reason, completion=len(toks) + eos,
-                            prompt=ptoks))
+                            prompt=ptoks, in_think=self._in_think(prefix)))
         return out
+
+    def _in_think(self, prefix: str) -> bool:
+        return prefix.rfind(self.think_open) > prefix.rfind(self.think_close)
+
+    def _force_end(self, text, prompt, prefix, i, seed, budget: int) -> str:
+        """vLLM's thinking budget: thought words (the prefix's included) past `budget` become `forced_end`,
+        and the model goes on from there."""
+        if not self._in_think(prefix):
+            return text
+        done = len(WORD.findall(prefix[prefix.rfind(self.think_open) + len(self.think_open):]))
+        at = text.find(self.think_close)
+        words = WORD.findall(text if at < 0 else text[:at])
+        if done + len(words) <= budget:
+            return text
+        thought = "".join(words[:max(budget - done, 0)]) + self.forced_end
+        return thought + self.script(prompt, prefix + thought, i, seed)
 
     def _logprobs(self, body, chat: bool, toks: list[str]):
         if not self.support_logprobs or not body.get("logprobs"):
@@ -266,6 +314,8 @@ class FakeOpenAIServer:
         k = max(1, self.tokens_per_delta)
         for i, s in enumerate(samples):
             toks = s["toks"]
+            parsed = bool(self.reasoning_field and s["in_think"])  # a reasoning parser splits the thought off
+            closed_at = next((j for j, t in enumerate(toks) if self.think_close in t), len(toks))
             for j in range(0, len(toks), k):
                 group = toks[j:j + k]
                 if cut and sent >= total // 2:
@@ -275,7 +325,14 @@ class FakeOpenAIServer:
                 if self.token_delay_s:
                     await asyncio.sleep(self.token_delay_s)
                 lp = self._logprobs(body, chat, group)
-                if chat:
+                if chat and parsed and j <= closed_at:  # thought before the end delimiter; the delimiter dropped
+                    thought = "".join(group[:closed_at - j])
+                    rest = "".join(group[closed_at - j + 1:])
+                    ch = {"index": i, "delta": {self.reasoning_field: thought, "content": rest or None},
+                          "finish_reason": None}
+                    if lp is not None:
+                        ch["logprobs"] = lp
+                elif chat:
                     ch = {"index": i, "delta": {"content": "".join(group)}, "finish_reason": None}
                     if lp is not None:
                         ch["logprobs"] = lp

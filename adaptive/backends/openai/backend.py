@@ -56,7 +56,7 @@ from typing import Callable, Sequence
 from ... import timing
 from ...errors import AdaptiveError, CapabilityError, InputError
 from ..base import CallUsage, Completion, Generation, PromptLike, PromptPassBatch, Request, SamplingParams, check_prompt
-from ..config import OpenAIBackendConfig
+from ..config import SERVER_THINKING_BUDGET_FIELDS, OpenAIBackendConfig
 from ..stop import Ending, StopCheck
 from .capabilities import Capabilities
 from .http import Rejected, Session
@@ -106,7 +106,7 @@ class OpenAIBackend:
                  supports_prefix: bool | None = None, supports_logprobs: bool | None = None,
                  supports_ignore_eos: bool | None = None, model_config=None, model_id: str | None = None,
                  connect_timeout_s: float = _D.connect_timeout_s, read_timeout_s: float | None = _D.read_timeout_s,
-                 headers: dict | None = None):
+                 headers: dict | None = None, server_thinking_budget: str | None = _D.server_thinking_budget):
         if endpoint not in ("chat", "completions"):
             raise InputError(f"endpoint={endpoint!r}: must be 'chat' or 'completions'")
         for name, v, lo in (("max_in_flight", max_in_flight, 1), ("max_retries", max_retries, 0)):
@@ -116,6 +116,9 @@ class OpenAIBackend:
                         ("read_timeout_s", timeout_s if read_timeout_s is None else read_timeout_s)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise InputError(f"{name}={v!r}: must be > 0")
+        if server_thinking_budget is not None and server_thinking_budget not in SERVER_THINKING_BUDGET_FIELDS:
+            raise InputError(f"server_thinking_budget={server_thinking_budget!r}: must be None or one of "
+                             f"{', '.join(SERVER_THINKING_BUDGET_FIELDS)}")
         if not base_url or not isinstance(base_url, str):
             raise InputError("base_url is required (e.g. http://127.0.0.1:8000/v1)")
         url = base_url.rstrip("/")
@@ -123,6 +126,7 @@ class OpenAIBackend:
         self.model = model
         self.model_id = model_id or model
         self.endpoint = endpoint
+        self.server_thinking_budget = server_thinking_budget
         self.tokenizer = self._load_tokenizer(tokenizer)
         self.caps = Capabilities(n=supports_n, prefix=supports_prefix, logprobs=supports_logprobs,
                                  top_logprobs=False if supports_logprobs is False else None,
@@ -216,6 +220,8 @@ class OpenAIBackend:
                 caps.add("top_logprobs")
         if self.caps.prefix is not False or self._can_render():
             caps.add("prefix")
+        if self.server_thinking_budget is not None:
+            caps.add("server_thinking_budget")  # generate_thinking(); opt-in (server_thinking_budget=)
         return caps
 
     def count_tokens(self, text: str) -> int:
@@ -274,6 +280,25 @@ class OpenAIBackend:
         if hidden_states:
             raise CapabilityError("an OpenAI-compatible server gives no hidden states; hidden-state estimators "
                                   "(probe) need the HF backend")
+        return self._generate(requests, params, on_token, on_text)
+
+    def generate_thinking(self, requests: Sequence[Request], params: SamplingParams, *, budget: int,
+                          close: str) -> Generation:
+        """Each request's samples with the server's own thinking budget: `budget` goes in the request field
+        `server_thinking_budget` names (vLLM: thinking_token_budget), and the server forces its end-of-thinking
+        string once a sample has thought that many tokens. A sample's text is thought + answer as one string:
+        where a reasoning parser split the thought off (`reasoning` / `reasoning_content`), it is joined back
+        as thought + `close` + content, so callers split every sample the same way. A server that refuses
+        the field raises (AdaptiveError with its message): there is no fallback."""
+        if self.server_thinking_budget is None:
+            raise CapabilityError("generate_thinking needs server_thinking_budget= (the request field the "
+                                  f"server reads, one of {', '.join(SERVER_THINKING_BUDGET_FIELDS)})")
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+            raise InputError(f"budget={budget!r}: must be an integer >= 0")
+        return self._generate(requests, params, None, None, extra={self.server_thinking_budget: budget}, close=close)
+
+    def _generate(self, requests, params, on_token, on_text, extra: dict | None = None,
+                  close: str | None = None) -> Generation:
         if not requests:
             return Generation([], [], [], CallUsage(model_calls=0))
         for r in requests:
@@ -285,8 +310,8 @@ class OpenAIBackend:
         on_piece = self._piece_callback(on_token, on_text)
         with timing.phase(timing.BACKEND):
             t0 = time.perf_counter()
-            results = self.session.run(self._run_all(requests, params, on_piece))
-            return self._assemble(requests, params, results, t0)
+            results = self.session.run(self._run_all(requests, params, on_piece, extra))
+            return self._assemble(requests, params, results, t0, close)
 
     def _piece_callback(self, on_token, on_text):
         if on_token is None and on_text is None:
@@ -301,10 +326,10 @@ class OpenAIBackend:
                     on_token(req, sample, tid, t)
         return cb
 
-    async def _run_all(self, requests, params, on_piece) -> list[list[_JobResult]]:
+    async def _run_all(self, requests, params, on_piece, extra=None) -> list[list[_JobResult]]:
         try:
             async with asyncio.TaskGroup() as tg:
-                tasks = [tg.create_task(self._run_job(_Job(i, 0, r.n), r, params, on_piece))
+                tasks = [tg.create_task(self._run_job(_Job(i, 0, r.n), r, params, on_piece, extra))
                          for i, r in enumerate(requests)]
         except BaseExceptionGroup as eg:  # surface the first real error, not the group
             first = eg.exceptions[0]
@@ -324,20 +349,22 @@ class OpenAIBackend:
         # Sample slot j is seeded seed + j, as vLLM seeds choice j of an n-request with seed + j.
         return None if params.seed is None else params.seed + job.first_sample
 
-    async def _split(self, job: _Job, r: Request, params: SamplingParams, on_piece) -> list[_JobResult]:
+    async def _split(self, job: _Job, r: Request, params: SamplingParams, on_piece, extra=None) -> list[_JobResult]:
         async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(self._run_job(_Job(job.req, job.first_sample + j, 1), r, params, on_piece))
+            tasks = [tg.create_task(self._run_job(_Job(job.req, job.first_sample + j, 1), r, params, on_piece,
+                                                  extra))
                      for j in range(job.n)]
         return [x for t in tasks for x in t.result()]
 
-    async def _run_job(self, job: _Job, r: Request, params: SamplingParams, on_piece) -> list[_JobResult]:
+    async def _run_job(self, job: _Job, r: Request, params: SamplingParams, on_piece,
+                       extra: dict | None = None) -> list[_JobResult]:
         if self._splits(job.n, params):
-            return await self._split(job, r, params, on_piece)
+            return await self._split(job, r, params, on_piece, extra)
         while True:
             route = self._route(r)
             rendered = self.render(r.prompt, r.prefix, r.raw) if route == "completions" else None
             path, body = request_body(route, self.model, params, self.caps, n=job.n, seed=self._seed(params, job),
-                                      prompt=r.prompt, prefix=r.prefix, rendered=rendered)
+                                      prompt=r.prompt, prefix=r.prefix, rendered=rendered, extra=extra)
             try:
                 choices, usage = await self.session.post(path, body, self._reader(job, route, params, on_piece))
             except Rejected as e:
@@ -347,7 +374,7 @@ class OpenAIBackend:
                     self.stats.failed += 1
                     raise
                 if self._splits(job.n, params):
-                    return await self._split(job, r, params, on_piece)
+                    return await self._split(job, r, params, on_piece, extra)
                 continue
             break
         self._learn_from_answer(choices, body, params)
@@ -357,7 +384,7 @@ class OpenAIBackend:
             if self.caps.n is None:
                 self.caps.n = False
             rest = _Job(job.req, job.first_sample + len(choices), job.n - len(choices))
-            out += await self._split(rest, r, params, on_piece)
+            out += await self._split(rest, r, params, on_piece, extra)
         elif job.n > 1:
             self.caps.n = True if self.caps.n is None else self.caps.n
             if params.temperature == 0 and self.caps.greedy_n is None:
@@ -422,10 +449,11 @@ class OpenAIBackend:
         counts = []
         for c, e in zip(jr.choices, ends):
             stripped = "" if e.stop_string is None or e.stop_string in c.text else e.stop_string
-            counts.append(self._local_count(c.text + stripped) + (e.finish_reason == "eos"))
+            counts.append(self._local_count("".join(c.reasoning) + c.text + stripped) + (e.finish_reason == "eos"))
         return counts, True
 
-    def _assemble(self, requests, params: SamplingParams, results: list[list[_JobResult]], t0: float) -> Generation:
+    def _assemble(self, requests, params: SamplingParams, results: list[list[_JobResult]], t0: float,
+                  close: str | None = None) -> Generation:
         wall = time.perf_counter() - t0
         check = StopCheck(params)
         completions: list[list[Completion]] = []
@@ -445,7 +473,7 @@ class OpenAIBackend:
                     p_tokens = int(u["prompt_tokens"])
                     cached = int(((u.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0)
                 for j, (c, e, n_tok) in enumerate(zip(jr.choices, ends, counts)):
-                    slots[jr.job.first_sample + j] = self._completion(c, e, n_tok)
+                    slots[jr.job.first_sample + j] = self._completion(c, e, n_tok, close)
             if p_tokens is None:  # no answer of this request carried usage
                 local = True
                 p_tokens = self._prompt_count(r, self._route(r))
@@ -500,21 +528,24 @@ class OpenAIBackend:
             out[i] += 1
         return out
 
-    def _completion(self, c: Choice, end: Ending, n_tok: int) -> Completion:
+    def _completion(self, c: Choice, end: Ending, n_tok: int, close: str | None = None) -> Completion:
         times: list[float] = []
         for t, k in zip(c.times, c.per_delta):
             times += [t] * k
         if len(times) < n_tok:  # tokens that streamed no content (EOS, a stripped stop string)
             times += [c.finish_time or (times[-1] if times else time.perf_counter())] * (n_tok - len(times))
         times = times[:n_tok]
+        # generate_thinking: a thought a reasoning parser split off goes back in front of the content.
+        joined = bool(c.reasoning) and close is not None
+        text = "".join(c.reasoning) + close + end.text if joined else end.text
         ids = [-1] * n_tok
         if self.tokenizer is not None:
-            full = self.tokenizer(c.text, add_special_tokens=False).input_ids
+            full = self.tokenizer(text if joined else c.text, add_special_tokens=False).input_ids
             eos = self.tokenizer.eos_token_id
             if end.finish_reason == "eos" and isinstance(eos, int):
                 full = full + [eos]
             if len(full) == n_tok:
                 ids = full
-        return Completion(text=end.text, token_ids=ids, finish_reason=end.finish_reason, logprobs=list(c.logprobs),
+        return Completion(text=text, token_ids=ids, finish_reason=end.finish_reason, logprobs=list(c.logprobs),
                           top_logprobs=list(c.tops) if any(c.tops) else [], token_times=times,
                           stop_string=end.stop_string)

@@ -29,8 +29,10 @@ def messages(prompt: PromptLike) -> list[dict]:
 
 
 def request_body(route: str, model: str, params: SamplingParams, caps: Capabilities, *, n: int, seed: int | None,
-                 prompt: PromptLike, prefix: str = "", rendered: str | None = None) -> tuple[str, dict]:
-    """(path, body) of one streamed request. `rendered` is the prompt text for the completions route.
+                 prompt: PromptLike, prefix: str = "", rendered: str | None = None,
+                 extra: dict | None = None) -> tuple[str, dict]:
+    """(path, body) of one streamed request. `rendered` is the prompt text for the completions route;
+    `extra`: server-specific fields sent as given (a thinking budget).
     Raises the capability error when the call needs top-k logprobs the server does not give."""
     body: dict = {"model": model, "max_tokens": params.max_new_tokens, "temperature": params.temperature,
                   "top_p": params.top_p, "stream": True}
@@ -66,6 +68,7 @@ def request_body(route: str, model: str, params: SamplingParams, caps: Capabilit
             body["logprobs"] = True
             if k > 0:
                 body["top_logprobs"] = k
+    body.update(extra or {})
     return PATHS[route], body
 
 
@@ -74,6 +77,7 @@ class Choice:
     """What one streamed choice delivered."""
 
     pieces: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)  # a reasoning parser's split-off thought (chat deltas)
     times: list[float] = field(default_factory=list)     # one per delta that carried content
     per_delta: list[int] = field(default_factory=list)   # tokens per such delta (logprob entries, else 1)
     logprobs: list[float] = field(default_factory=list)
@@ -91,6 +95,13 @@ class Choice:
     @property
     def ended(self) -> bool:
         return self.aborted or self.finish is not None
+
+
+def reasoning_piece(ch: dict) -> str:
+    """The thought a reasoning parser split off a chat delta: `reasoning` (vLLM >= 0.10), or the older
+    `reasoning_content` (vLLM before, DeepSeek's API, SGLang)."""
+    d = ch.get("delta") or {}
+    return d.get("reasoning") or d.get("reasoning_content") or ""
 
 
 def _entries(ch: dict, chat: bool) -> tuple[str, list[tuple[float | None, list[float]]]]:
@@ -129,12 +140,15 @@ class StreamReader:
             if c.aborted:
                 continue
             piece, entries = _entries(ch, self.chat)
+            thought = reasoning_piece(ch) if self.chat else ""
+            if thought:
+                c.reasoning.append(thought)
             if entries:
                 c.had_logprobs = True
                 for v, tops in entries:
                     c.logprobs.append(float(v) if v is not None else float("nan"))
                     c.tops.append([float(x) for x in tops[:self.k]] if self.k else [])
-            if piece or entries:
+            if piece or entries or thought:
                 c.pieces.append(piece)
                 c.times.append(now)
                 c.per_delta.append(len(entries) or 1)
