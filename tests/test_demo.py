@@ -135,3 +135,15 @@ def test_demo_config_errors_name_the_key():
         parse_demo_config({"bank": {"file": "x", "draw": True}}, "d.yaml")
     with pytest.raises(ConfigError, match="'live.uniform_samples'"):
         parse_demo_config({"bank": {"file": "x", "samples": 4}, "live": {"uniform_samples": 8}}, "d.yaml")
+
+
+def test_policy_twins_are_found_by_what_they_plan_not_by_name(tmp_path):
+    from adaptive.demo.pipeline import policy_twins
+
+    body = {"schema": 1, "kind": "fixed", "plan": {"max_samples": 4, "stopping": "beta"}}
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump({**body, "name": "a", "description": "one"}))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({**body, "name": "b", "meta": {"family": "x"}}))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**body, "name": "c", "plan": {"max_samples": 5}}))
+    pols = {"sc8": {"plan": {"max_samples": 8}}, "a": {"policy": "a.yaml"}, "b": {"policy": "b.yaml"},
+            "c": {"policy": "c.yaml"}}
+    assert policy_twins(tmp_path, pols) == {"b": "a"}

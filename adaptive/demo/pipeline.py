@@ -225,6 +225,25 @@ def live_policies(config: DemoConfig, tuned: dict) -> dict[str, dict]:
     return pols
 
 
+def policy_twins(folder: Path, pols: dict[str, dict]) -> dict[str, str]:
+    """arm -> the earlier arm whose policy file plans the same (names, descriptions and notes aside).
+    Every arm runs with the same seed, so a twin's live run would repeat the first one's exactly."""
+    import yaml
+
+    seen: dict[str, str] = {}
+    twins = {}
+    for name, entry in pols.items():
+        if "policy" not in entry:
+            continue
+        raw = yaml.safe_load((Path(folder) / entry["policy"]).read_text())
+        key = json.dumps({k: v for k, v in raw.items() if k not in ("name", "description", "meta")}, sort_keys=True)
+        if key in seen:
+            twins[name] = seen[key]
+        else:
+            seen[key] = name
+    return twins
+
+
 def _live(config: DemoConfig, out: Path, spec, examples, tuned: dict, get_backend, quiet) -> Path:
     import yaml
 
@@ -244,7 +263,12 @@ def _live(config: DemoConfig, out: Path, spec, examples, tuned: dict, get_backen
     (task_dir / "task.yaml").write_text(yaml.safe_dump(task, sort_keys=False))
     folder = (out / "policies").resolve()
     entries = []
-    for name, entry in live_policies(config, tuned).items():
+    pols = live_policies(config, tuned)
+    twins = policy_twins(folder, pols)
+    for name, entry in pols.items():
+        if name in twins:
+            _say(f"live: {name} is the same policy as {twins[name]}: run once, reported under both names", quiet)
+            continue
         if "policy" in entry:
             entries.append({"name": name, "policy": str(folder / entry["policy"])})
         else:

@@ -69,6 +69,11 @@ def write_demo_report(config, out, bank, tuned: dict, run_dir, quiet: bool = Fal
         by_policy.setdefault(r["policy"], {})[str(r["id"])] = r
     ids = sorted(set.intersection(*(set(v) for v in by_policy.values())))
     rows = {p: [v[i] for i in ids] for p, v in by_policy.items()}
+    from .pipeline import live_policies, policy_twins
+
+    twins = policy_twins(out / "policies", live_policies(config, tuned))
+    for twin, first in twins.items():
+        rows[twin] = rows[first]  # run once (same plans, same seed): reported under both names
     n = len(ids)
     boot = Bootstrap(n, config.report.bootstrap, seed=config.live.seed)
     uni = uniform_subsets(rows[f"sc{K}"], K)
@@ -109,7 +114,7 @@ def write_demo_report(config, out, bank, tuned: dict, run_dir, quiet: bool = Fal
     estimator = _estimator_figures(rows, K, out)
     frontier_png = plot_frontier(points, out / "frontier.png", K)
     summary = {"held_out_prompts": n, "uniform_samples": K, "points": points, "compute_saved": saved,
-               "accuracy_gained": gained, "estimator": estimator, "frontier_png": str(frontier_png),
+               "accuracy_gained": gained, "estimator": estimator, "frontier_png": str(frontier_png), "twins": twins,
                "tuned": {k: tuned[k] for k in ("match", "chosen", "notes", "info")}}
     text = _markdown(config, summary, bank, tuned)
     (out / "report.md").write_text(text)
@@ -305,12 +310,11 @@ def _markdown(config, summary: dict, bank, tuned: dict) -> str:
              f"({config.report.bootstrap} resamples), percentile 95%.", "",
              "## What the adaptive policies are", ""]
     lines.append(f"- `adaptive_match_sc{K}`: {tuned['match']['family']} — {tuned['match']['label']}")
-    seen = {(tuned["match"]["family"], tuned["match"]["label"]): f"adaptive_match_sc{K}"}
     for b in config.live.budgets:
         c = tuned["chosen"][str(float(b))]
-        same = seen.setdefault((c["family"], c["label"]), f"adaptive_b{b:g}")
-        note = (f" (the same policy as `{same}`; every arm is seeded with the run's seed, so its live run repeats "
-                "that one's)" if same != f"adaptive_b{b:g}" else "")
+        same = summary["twins"].get(f"adaptive_b{b:g}")
+        note = (f" (the same policy as `{same}`: with the same seed its live run would repeat that one's, so it "
+                "ran once and its figures are that run's)" if same else "")
         lines.append(f"- `adaptive_b{b:g}`: {c['family']} — {c['label']}{note}")
     lines += ["", "## Figures", "", "![frontier](frontier.png)", "", "![reliability](reliability.png)", "",
               "## Tuner notes", ""] + [f"- {n}" for n in tuned.get("notes", [])]
