@@ -2,6 +2,7 @@
 ledger equals what the backend actually spent."""
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -236,3 +237,55 @@ def test_budget_invariants_thinking(plan, texts, eos, by_prefix):
         assert c.probe_tokens == 0
     if r.answer is not None:
         assert r.answer in {s.answer for s in r.samples}
+
+
+# --- thinking with the server's own budget (OpenAIBackend server_thinking_budget, fake server) ------------
+
+@pytest.fixture(scope="module")
+def budget_server():
+    """One fake OpenAI server honouring thinking_token_budget; each example sets its script in `texts`."""
+    from adaptive.backends.openai import OpenAIBackend
+    from adaptive.testing.fake_openai import FakeOpenAIServer, WordTokenizer
+
+    texts: list = [""]
+
+    def script(prompt, prefix, i, seed):
+        return texts[0][i % len(texts[0])] if texts[0] else ""
+
+    with FakeOpenAIServer(script, thinking_budget=True) as srv, \
+            OpenAIBackend(srv.url, "fake-model", backoff_base_s=0.01, timeout_s=10, max_retries=0,
+                          server_thinking_budget="thinking_token_budget", tokenizer=WordTokenizer()) as b:
+        yield srv, b, texts
+
+
+_server_word = st.sampled_from([" step", " 7", " 12", " so", " </think>", " The answer is 7."])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(traces=st.integers(1, 4), max_think=st.integers(4, 40), answer=st.integers(1, 12),
+       total=st.one_of(st.none(), st.integers(1, 200)), seed=st.one_of(st.none(), st.integers(0, 99)),
+       texts=st.lists(st.lists(_server_word, max_size=50).map("".join), min_size=1, max_size=4))
+def test_budget_invariants_thinking_with_the_servers_budget(budget_server, traces, max_think, answer, total, seed,
+                                                            texts):
+    """The server-budget path keeps every cap the chunked path keeps: traces <= max_samples, each trace's
+    thinking <= max_thinking_tokens, each request's worst case (n * max_tokens) inside what is left of
+    max_total_tokens, and the thinking / answer split adds up to what the server generated."""
+    srv, backend, holder = budget_server
+    holder[0] = texts
+    start_done, start_sent = len(srv.completed), srv.completion_tokens_sent
+    plan = Plan(strategy="thinking", max_samples=traces, max_thinking_tokens=max_think, max_new_tokens=answer,
+                max_total_tokens=total, seed=seed, extractor="number")
+    r = run_strategy(Query(prompt="Solve: what is 6*7?", extract=NUMBER, ledger=Ledger()), plan, backend)
+    c = r.compute
+    assert c.generated_tokens == srv.completion_tokens_sent - start_sent
+    assert c.thinking_tokens + c.answer_tokens == c.generated_tokens and c.probe_tokens == 0
+    assert 1 <= c.samples <= traces and len(r.extra["thinking"]) <= traces
+    assert all(tr["thinking_tokens"] <= max_think for tr in r.extra["thinking"])
+    spent = 0
+    for body, used in zip(srv.completed[start_done:], srv.completed_tokens[start_done:]):
+        if total is not None:
+            assert spent + body.get("n", 1) * body["max_tokens"] <= total
+        spent += used
+    if total is not None:
+        assert c.generated_tokens <= total

@@ -77,6 +77,7 @@ class FakeOpenAIServer:
         self.faults, self.hang_s, self.retry_after = faults, hang_s, retry_after
         self.requests: list[dict] = []        # every body received
         self.completed: list[dict] = []       # bodies whose response was sent in full
+        self.completed_tokens: list[int] = []  # usage.completion_tokens of each of those, in the same order
         self.fault_count = 0
         self.completion_tokens_sent = 0       # sum of usage.completion_tokens over complete responses
         self.paths: list[str] = []
@@ -253,7 +254,7 @@ class FakeOpenAIServer:
                         toks.append(kept[len("".join(toks)):])  # trailing whitespace (a stop like "\n\n")
                     stop_reason, eos = (s if self.stop_style == "vllm" else None), False
                     break
-            if len(toks) > max_tokens:
+            if len(toks) + eos > max_tokens:  # EOS is a generated token too: max_tokens counts it, as vLLM does
                 toks, finish, eos = toks[:max_tokens], "length", False
             ptoks = len(WORD.findall(prompt + prefix))
             out.append(dict(toks=toks, finish=finish, stop_reason=stop_reason, completion=len(toks) + eos,
@@ -351,6 +352,7 @@ class FakeOpenAIServer:
         with self._lock:
             self.completion_tokens_sent += sum(s["completion"] for s in samples)
             self.completed.append(body)
+            self.completed_tokens.append(sum(s["completion"] for s in samples))
         await event("[DONE]")
         writer.write(b"0\r\n\r\n")
         await writer.drain()
