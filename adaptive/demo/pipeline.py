@@ -69,10 +69,12 @@ def run_demo(config: DemoConfig, out, backend=None, quiet: bool = False) -> dict
     est_path, bank = stage("estimator", lambda: _estimator(config, out, bank, get_backend, quiet))
     tuned = stage("tune", lambda: _tune(config, out, bank, est_path, quiet))
     held_examples = _live_examples(held, train, config.live.prompts)
-    runs = stage("live", lambda: _live(config, out, spec, held_examples, tuned, get_backend, quiet))
+    pols = live_policies(config, tuned)
+    twins = policy_twins(out / "policies", pols)
+    runs = stage("live", lambda: _live(config, out, spec, held_examples, pols, twins, get_backend, quiet))
     from .report import write_demo_report
 
-    summary = stage("report", lambda: write_demo_report(config, out, bank, tuned, runs, quiet=quiet))
+    summary = stage("report", lambda: write_demo_report(config, out, bank, tuned, runs, twins, quiet=quiet))
     summary["stage_seconds"] = {**summary.get("stage_seconds", {}), **timings}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary
@@ -244,7 +246,8 @@ def policy_twins(folder: Path, pols: dict[str, dict]) -> dict[str, str]:
     return twins
 
 
-def _live(config: DemoConfig, out: Path, spec, examples, tuned: dict, get_backend, quiet) -> Path:
+def _live(config: DemoConfig, out: Path, spec, examples, pols: dict[str, dict], twins: dict[str, str], get_backend,
+          quiet) -> Path:
     import yaml
 
     from ..evaluate import parse_config, run_eval
@@ -263,8 +266,6 @@ def _live(config: DemoConfig, out: Path, spec, examples, tuned: dict, get_backen
     (task_dir / "task.yaml").write_text(yaml.safe_dump(task, sort_keys=False))
     folder = (out / "policies").resolve()
     entries = []
-    pols = live_policies(config, tuned)
-    twins = policy_twins(folder, pols)
     for name, entry in pols.items():
         if name in twins:
             _say(f"live: {name} is the same policy as {twins[name]}: run once, reported under both names", quiet)

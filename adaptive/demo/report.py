@@ -58,7 +58,8 @@ def _ratio(a: np.ndarray, b: np.ndarray):
 
 # -- the report ------------------------------------------------------------------------------------
 
-def write_demo_report(config, out, bank, tuned: dict, run_dir, quiet: bool = False) -> dict:
+def write_demo_report(config, out, bank, tuned: dict, run_dir, twins: dict[str, str], quiet: bool = False) -> dict:
+    """`twins`: arm -> the arm whose run it shares (pipeline.policy_twins); it is reported under both names."""
     from ..evaluate.records import RECORDS, read_records
 
     out = Path(out)
@@ -69,9 +70,6 @@ def write_demo_report(config, out, bank, tuned: dict, run_dir, quiet: bool = Fal
         by_policy.setdefault(r["policy"], {})[str(r["id"])] = r
     ids = sorted(set.intersection(*(set(v) for v in by_policy.values())))
     rows = {p: [v[i] for i in ids] for p, v in by_policy.items()}
-    from .pipeline import live_policies, policy_twins
-
-    twins = policy_twins(out / "policies", live_policies(config, tuned))
     for twin, first in twins.items():
         rows[twin] = rows[first]  # run once (same plans, same seed): reported under both names
     n = len(ids)
