@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 try:  # the maintained fork ships as `httpx2` (pulled in by huggingface_hub and openai); same API
@@ -64,9 +64,6 @@ class ServerStats:
     discarded_samples: int = 0   # samples of failed attempts (partial streams) thrown away, never returned
     in_flight: int = 0
     max_in_flight_seen: int = 0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def retry_after_s(value: str | None) -> float | None:
